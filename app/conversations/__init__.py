@@ -1,0 +1,1 @@
+"""Conversations: what the customer said, and what the gateway answers."""

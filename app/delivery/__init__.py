@@ -1,0 +1,1 @@
+"""Outbound delivery: message records, statuses and their stores."""

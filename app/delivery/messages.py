@@ -1,0 +1,170 @@
+"""Outbound message records in Redis: payload, status, Meta's ``wamid``, attempts and history.
+
+A record is created before its send task is enqueued, so the task carries only the message id and
+the store is the one place that knows what was asked, what happened and when.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from app import keys
+
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+READ = "read"
+FAILED = "failed"
+DEAD_LETTERED = "dead_lettered"
+
+STATUS_RANK = {QUEUED: 0, SENDING: 0, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5, DEAD_LETTERED: 6}
+"""A status only ever moves to one of equal or higher rank: a late ``delivered`` never undoes ``read``."""
+
+# KEYS[1] record hash, KEYS[2] history list. ARGV: status, rank table (JSON), now, extra fields (JSON).
+# Returns 1 when the status moved (or stayed at an equal rank), 0 when it was older than the record's.
+_ADVANCE = """
+local ranks = cjson.decode(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local current = redis.call('HGET', KEYS[1], 'status')
+if current and ranks[current] and ranks[ARGV[1]] < ranks[current] then
+  redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3]), ignored=true}))
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
+local extra = cjson.decode(ARGV[4])
+for k, v in pairs(extra) do redis.call('HSET', KEYS[1], k, v) end
+redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3])}))
+return 1
+"""
+
+
+@dataclass
+class MessageRecord:
+    """An outbound message as the store knows it."""
+
+    id: str
+    to: str
+    payload: dict[str, Any]
+    priority: str
+    status: str
+    wamid: str | None = None
+    attempts: int = 0
+    error: dict[str, Any] | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape the API returns."""
+        return {
+            "id": self.id,
+            "to": self.to,
+            "priority": self.priority,
+            "status": self.status,
+            "wamid": self.wamid,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "history": self.history,
+        }
+
+
+class MessageStore:
+    """Outbound message records, keyed by the gateway's message id."""
+
+    def __init__(self, redis_client: redis.Redis):
+        self.redis = redis_client
+        self._advance = redis_client.register_script(_ADVANCE)
+
+    @staticmethod
+    def key(message_id: str) -> str:
+        return keys.MESSAGE.format(message_id=message_id)
+
+    @staticmethod
+    def history_key(message_id: str) -> str:
+        return keys.MESSAGE.format(message_id=message_id) + ":history"
+
+    def create(self, message_id: str, payload: dict[str, Any], priority: str) -> bool:
+        """Record a new queued message; False (and nothing changed) if the id already exists."""
+        now = time.time()
+        key = self.key(message_id)
+        record = {
+            "id": message_id,
+            "to": str(payload.get("to", "")),
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "priority": priority,
+            "status": QUEUED,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if not self.redis.hsetnx(key, "id", message_id):
+            return False
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=record)
+        pipe.expire(key, keys.MESSAGE_TTL)
+        pipe.rpush(self.history_key(message_id), json.dumps({"status": QUEUED, "at": now}))
+        pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.execute()
+        return True
+
+    def get(self, message_id: str) -> MessageRecord | None:
+        """The record for ``message_id``, or None."""
+        pipe = self.redis.pipeline()
+        pipe.hgetall(self.key(message_id))
+        pipe.lrange(self.history_key(message_id), 0, -1)
+        data, history = pipe.execute()
+        if not data or "payload" not in data:
+            return None
+        return MessageRecord(
+            id=data["id"],
+            to=data.get("to", ""),
+            payload=json.loads(data["payload"]),
+            priority=data.get("priority", "normal"),
+            status=data.get("status", QUEUED),
+            wamid=data.get("wamid") or None,
+            attempts=int(data.get("attempts", 0)),
+            error=json.loads(data["error"]) if data.get("error") else None,
+            created_at=float(data.get("created_at", 0)),
+            updated_at=float(data.get("updated_at", 0)),
+            history=[json.loads(h) for h in history],
+        )
+
+    def advance(self, message_id: str, status: str, **fields: Any) -> bool:
+        """Move the message to ``status`` unless it is already further along; set ``fields`` too.
+
+        Returns whether the status was applied. Field values are stored as strings; dicts as JSON.
+        """
+        if status not in STATUS_RANK:
+            raise ValueError(f"unknown message status {status!r}")
+        extra = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
+        result = self._advance(
+            keys=[self.key(message_id), self.history_key(message_id)],
+            args=[status, json.dumps(STATUS_RANK), time.time(), json.dumps(extra)],
+        )
+        return result == 1
+
+    def mark_sending(self, message_id: str) -> int:
+        """Count one more attempt and mark the message ``sending``; returns the attempt number."""
+        attempts = self.redis.hincrby(self.key(message_id), "attempts", 1)
+        self.advance(message_id, SENDING)
+        return attempts
+
+    def record_wamid(self, message_id: str, wamid: str) -> None:
+        """Keep Meta's id for the message and index it, so status webhooks find the message."""
+        pipe = self.redis.pipeline()
+        pipe.hset(self.key(message_id), "wamid", wamid)
+        pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
+        pipe.execute()
+        self.advance(message_id, SENT)
+
+    def id_for_wamid(self, wamid: str) -> str | None:
+        """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""
+        return self.redis.get(keys.WAMID_INDEX.format(wamid=wamid))

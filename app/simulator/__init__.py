@@ -1,0 +1,1 @@
+"""The Cloud API simulator ("Meta in a box") for development, demos and tests."""

@@ -1,0 +1,119 @@
+"""Celery settings, each with its reason. Settings only: the one Celery app lives in ``workers``.
+
+Values that differ between deployments come from the environment, so every process type of the
+Procfile is configured the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kombu import Queue
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# --- Broker -----------------------------------------------------------------------------------
+
+# Required: the worker and web processes refuse to start without it (app.config).
+broker_url = os.environ.get("REDIS_URL")
+# Outcomes live in the gateway's own message store; a result backend would only fill Redis.
+result_backend = None
+task_ignore_result = True
+
+VISIBILITY_TIMEOUT = _seconds("CELERY_VISIBILITY_TIMEOUT", 3600)
+"""Seconds before Redis hands an unacknowledged task to another worker.
+
+With late acknowledgement this is how the task of a killed worker comes back. Every task, retry
+countdown and deferral must finish well inside it, or Redis re-delivers a task that is still
+legitimately waiting: see MAX_DEFERRAL below, which is derived from it.
+"""
+
+MAX_DEFERRAL = VISIBILITY_TIMEOUT / 2
+"""The longest countdown any retry or deferral may ask for; half the visibility timeout, so the
+broker never mistakes a scheduled task for a lost one."""
+
+broker_transport_options = {
+    "visibility_timeout": VISIBILITY_TIMEOUT,
+    # Always drain the first queue a worker lists before the next: a worker started with
+    # -Q send.high,send.normal,send.bulk serves urgent replies first instead of round-robin.
+    "queue_order_strategy": "priority",
+    # Fail fast when Redis is away, so the webhook answers 503 and Meta redelivers later.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "retry_on_timeout": True,
+    "health_check_interval": 15,
+}
+broker_connection_timeout = 2
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # workers wait for Redis to come back, however long
+
+# --- Serialisation: JSON only, never pickle ------------------------------------------------------
+
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+# --- Reliability ------------------------------------------------------------------------------
+
+# Acknowledge after the task ran, so a worker killed mid-task leaves the message in Redis.
+task_acks_late = True
+# ... and when the child process dies (SIGKILL, OOM), requeue the task instead of acking it.
+task_reject_on_worker_lost = True
+# One reserved task per process: a long send never holds back tasks another process could run,
+# and a crash puts back at most one task per process.
+worker_prefetch_multiplier = 1
+# Bound every task: a send that hangs past its HTTP timeouts is killed rather than holding a slot.
+task_soft_time_limit = _seconds("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+task_time_limit = _seconds("CELERY_TASK_TIME_LIMIT", 90)
+# Replace a child process after many tasks, so a slow leak cannot grow without bound.
+worker_max_tasks_per_child = int(os.environ.get("CELERY_MAX_TASKS_PER_CHILD", 10000))
+worker_cancel_long_running_tasks_on_connection_loss = False
+
+# --- Queues and routes ------------------------------------------------------------------------
+
+QUEUE_INBOUND = "inbound"
+QUEUE_CONTEXT = "context"
+QUEUE_SEND_HIGH = "send.high"
+QUEUE_SEND_NORMAL = "send.normal"
+QUEUE_SEND_BULK = "send.bulk"
+QUEUE_ALERTS = "alerts"
+
+SEND_QUEUES = {"high": QUEUE_SEND_HIGH, "normal": QUEUE_SEND_NORMAL, "bulk": QUEUE_SEND_BULK}
+"""Priority lane name to queue. Separate queues, not message priorities, so that a backlog of
+bulk messages can never delay a reply: the send pool drains them in this order."""
+
+task_queues = [
+    Queue(QUEUE_INBOUND),
+    Queue(QUEUE_CONTEXT),
+    Queue(QUEUE_SEND_HIGH),
+    Queue(QUEUE_SEND_NORMAL),
+    Queue(QUEUE_SEND_BULK),
+    Queue(QUEUE_ALERTS),
+]
+task_default_queue = QUEUE_INBOUND
+task_create_missing_queues = False  # a typo in a route is an error, not a queue nobody consumes
+task_routes = {
+    "inbound.*": {"queue": QUEUE_INBOUND},
+    "context.*": {"queue": QUEUE_CONTEXT},
+    "outbound.*": {"queue": QUEUE_SEND_NORMAL},  # callers pick the lane with queue=SEND_QUEUES[...]
+    "alerts.*": {"queue": QUEUE_ALERTS},
+}
+
+# --- Monitoring -------------------------------------------------------------------------------
+
+# Task events let Flower show each task's life; sent events show queued-but-not-started tasks.
+worker_send_task_events = True
+task_send_sent_event = True
+
+timezone = "UTC"
+enable_utc = True
+
+beat_schedule: dict = {}
+# Beat keeps its schedule in memory: the default scheduler persists it with shelve, i.e. pickle.
+# Run exactly one beat per deployment; the alert checks it triggers are idempotent regardless.
+beat_scheduler = "celery.beat:Scheduler"

@@ -1,0 +1,41 @@
+"""The inbound task: one webhook delivery, as Meta sent it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from redis.exceptions import RedisError
+
+from app.config import get_settings
+from app.conversations.inbound import handle_webhook
+from app.conversations.responder import GreetingResponder
+from app.db import get_redis
+from app.whatsapp.webhook import WebhookFormatError
+from tasks.outbound import enqueue_send
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="inbound.process_webhook",
+    autoretry_for=(RedisError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def process_webhook(payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply the statuses and answer the messages of one webhook delivery."""
+    settings = get_settings()
+    try:
+        result = handle_webhook(
+            payload,
+            redis_client=get_redis(settings.redis_url),
+            responder=GreetingResponder(),
+            enqueue_send=enqueue_send,
+        )
+    except WebhookFormatError as exc:
+        log.warning("webhook dropped: %s", exc)
+        return {"dropped": str(exc)}
+    return result.to_dict()

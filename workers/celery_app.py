@@ -1,0 +1,11 @@
+"""The gateway's one Celery app, configured from ``celeryconfig``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound"])
+app.config_from_object("celeryconfig")
+app.set_default()
+
+import workers.process  # noqa: E402,F401  (connects the per-process signal handlers)
