@@ -27,7 +27,8 @@ STATUS_RANK = {QUEUED: 0, SENDING: 0, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5,
 """A status only ever moves to one of equal or higher rank: a late ``delivered`` never undoes ``read``."""
 
 # KEYS[1] record hash, KEYS[2] history list. ARGV: status, rank table (JSON), now, extra fields (JSON).
-# Returns 1 when the status moved (or stayed at an equal rank), 0 when it was older than the record's.
+# Returns 1 when the status moved, 0 when it was the same (fields still set) or older than the
+# record's (an ignored entry goes into the history), -1 when there is no such message.
 _ADVANCE = """
 local ranks = cjson.decode(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -36,9 +37,10 @@ if current and ranks[current] and ranks[ARGV[1]] < ranks[current] then
   redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3]), ignored=true}))
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
 local extra = cjson.decode(ARGV[4])
 for k, v in pairs(extra) do redis.call('HSET', KEYS[1], k, v) end
+if current == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
 redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3])}))
 return 1
 """

@@ -1,0 +1,298 @@
+"""Real processes for tests: a Redis of their own, Celery workers, the web app, the simulator.
+
+Every process listens on a free port of 127.0.0.1 and is stopped by the test that started it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+from app.whatsapp.signature import SIGNATURE_HEADER, sign
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+TEST_CREDENTIALS = {
+    "WHATSAPP_ACCESS_TOKEN": "EAAtest-access-token-0123456789abcdef",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "WHATSAPP_BUSINESS_ACCOUNT_ID": "102290129340398",
+    "WHATSAPP_WEBHOOK_VERIFY_TOKEN": "verify-token-for-tests",
+    "WHATSAPP_WEBHOOK_SECRET": "app-secret-for-tests-0123456789abcdef",
+}
+"""Credentials every test process runs with; tests search captured output for these values."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - the thing polled may not be up yet
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own, on a free port, that can be stopped and restarted."""
+
+    def __init__(self, appendonly: bool = True):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="wa-redis-")
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.dir,
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        wait_for(client.ping, timeout=10)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Process:
+    """A child process whose output goes to a log file the test can read."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]):
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"wa-{name}-", suffix=".log")[1])
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a Celery worker and its pool children)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+def gateway_env(redis_url: str, api_base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a gateway process for tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "CELERY_"))}
+    env.update(TEST_CREDENTIALS)
+    env.update(
+        REDIS_URL=redis_url,
+        WHATSAPP_API_BASE_URL=api_base_url,
+        PYTHONUNBUFFERED="1",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(
+    env: dict[str, str],
+    queues: str = "inbound,context,send.high,send.normal,send.bulk",
+    concurrency: int = 2,
+    name: str = "worker",
+    pool: str = "prefork",
+) -> Process:
+    """A Celery worker consuming ``queues``; returns once it is ready."""
+    port_name = f"{name}-{free_port()}"
+    proc = Process(
+        name,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "workers",
+            "worker",
+            "--queues",
+            queues,
+            "--hostname",
+            f"{port_name}@%h",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+    )
+    wait_for(lambda: "ready." in proc.output() or proc.proc.poll() is not None, timeout=60)
+    if proc.proc.poll() is not None:
+        raise RuntimeError(f"worker exited:\n{proc.output()}")
+    return proc
+
+
+def start_web(env: dict[str, str], port: int | None = None) -> tuple[Process, str]:
+    """The web app under gunicorn, as the Procfile runs it; returns it and its base URL."""
+    port = port or free_port()
+    proc = Process(
+        "web",
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "app.web:create_app()",
+        ],
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{url}/healthz", timeout=1).ok, timeout=30)
+    return proc, url
+
+
+def start_simulator(
+    env: dict[str, str],
+    port: int,
+    webhook_url: str | None,
+    status_delay: float = 0.05,
+    faults: dict | None = None,
+) -> tuple[Process, str]:
+    """The Cloud API simulator on ``port``; returns it and its base URL."""
+    argv = [
+        str(BIN / "wa-gateway"),
+        "simulator",
+        "--port",
+        str(port),
+        "--status-delay",
+        str(status_delay),
+    ]
+    if webhook_url:
+        argv += ["--webhook-url", webhook_url]
+    if faults:
+        argv += ["--faults", json.dumps(faults)]
+    proc = Process("simulator", argv, env)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{url}/_sim/health", timeout=1).ok, timeout=30)
+    return proc, url
+
+
+def signed_post(
+    url: str, payload: dict | bytes, secret: str | None = None, **kwargs: Any
+) -> requests.Response:
+    """POST ``payload`` to a webhook URL with Meta's signature header."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    secret = secret or TEST_CREDENTIALS["WHATSAPP_WEBHOOK_SECRET"]
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, secret)}
+    return requests.post(url, data=body, headers=headers, timeout=10, **kwargs)
+
+
+def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, Any]:
+    """A Meta-shaped webhook carrying one text message from ``wa_id``."""
+    wamid = wamid or "wamid.test" + hashlib.sha1(f"{wa_id}{text}{time.time()}".encode()).hexdigest()
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": TEST_CREDENTIALS["WHATSAPP_BUSINESS_ACCOUNT_ID"],
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"],
+                            },
+                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": wamid,
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
