@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -296,3 +297,41 @@ def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, A
             }
         ],
     }
+
+
+class SimulatorThread:
+    """The simulator served over real HTTP from a thread of the test process."""
+
+    def __init__(self, webhook_url: str | None = None, **config: Any):
+        from werkzeug.serving import make_server
+
+        from app.simulator.server import SimulatorConfig, create_simulator
+
+        self.config = SimulatorConfig(
+            access_token=TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"],
+            webhook_secret=TEST_CREDENTIALS["WHATSAPP_WEBHOOK_SECRET"],
+            phone_number_id=TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"],
+            webhook_url=webhook_url,
+            **config,
+        )
+        self.app = create_simulator(self.config)
+        self.state = self.app.extensions["simulator"]
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def client(self, **kwargs: Any):
+        from app.whatsapp.client import GraphClient
+
+        return GraphClient(
+            base_url=self.url,
+            version="v23.0",
+            phone_number_id=self.config.phone_number_id,
+            access_token=kwargs.pop("access_token", self.config.access_token),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self._thread.join(timeout=5)

@@ -116,6 +116,7 @@ class Simulator:
         self.config = config
         self.faults = faults or Faults()
         self.received: deque[dict[str, Any]] = deque(maxlen=RECORD_SIZE)
+        self.read_receipts: deque[dict[str, Any]] = deque(maxlen=RECORD_SIZE)
         self.requests_seen = 0
         self.lock = threading.Lock()
         self.dispatcher = (
@@ -191,6 +192,10 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
             return graph_error(100, "messaging_product must be whatsapp")
+        if body.get("status") == "read" and isinstance(body.get("message_id"), str):
+            with sim.lock:
+                sim.read_receipts.append(body)
+            return jsonify({"success": True})
         if not body.get("to") or not body.get("type"):
             return graph_error(100, "to and type are required")
         injected = _inject_fault(sim.faults)
@@ -216,12 +221,19 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
     @app.get("/_sim/messages")
     def sent_messages():
         with sim.lock:
-            return jsonify({"messages": list(sim.received), "requests": sim.requests_seen})
+            return jsonify(
+                {
+                    "messages": list(sim.received),
+                    "read_receipts": list(sim.read_receipts),
+                    "requests": sim.requests_seen,
+                }
+            )
 
     @app.delete("/_sim/messages")
     def clear_messages():
         with sim.lock:
             sim.received.clear()
+            sim.read_receipts.clear()
             sim.requests_seen = 0
         return "", 204
 

@@ -94,6 +94,17 @@ class GraphClient:
             raw=body,
         )
 
+    def mark_read(self, message_id: str, typing_indicator: bool = True) -> None:
+        """Mark an inbound message read and, optionally, show the customer a typing indicator."""
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+        }
+        if typing_indicator:
+            body["typing_indicator"] = {"type": "text"}
+        self.request("POST", f"{self.phone_number_id}/messages", json=body)
+
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """One authenticated Graph call; returns the JSON body or raises a GraphAPIError."""
         headers = {"Authorization": f"Bearer {self._access_token}", **kwargs.pop("headers", {})}

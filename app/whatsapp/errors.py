@@ -34,6 +34,15 @@ class GatewayError(Exception):
     """Root of every error the gateway raises on purpose."""
 
 
+class MessageValidationError(GatewayError, ValueError):
+    """A message Meta would refuse, caught before any request is made; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
 class GraphAPIError(GatewayError):
     """Meta's Graph API refused a request or could not be reached.
 
