@@ -29,6 +29,10 @@ bp = Blueprint("webhooks", __name__)
 RETRY_AFTER_SECONDS = 30
 """What a 503 suggests; Meta uses its own schedule, other senders may honour it."""
 
+MAX_JSON_DEPTH = 32
+"""Deepest nesting accepted. Meta's payloads are under 10 levels; a deeper body is hostile, and
+deep enough ones would exhaust the recursion of every JSON encoder on their way to the workers."""
+
 
 def _settings() -> Settings:
     return current_app.config["SETTINGS"]
@@ -61,8 +65,12 @@ def receive():
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return error_response(400, "invalid_json", "the body is not JSON")
+    except RecursionError:
+        return error_response(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(payload, dict):
         return error_response(400, "invalid_payload", "the body must be a JSON object")
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        return error_response(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
     redis_client = get_redis(settings.redis_url)
     seen_key = keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest())
@@ -81,3 +89,19 @@ def receive():
     except RedisError:
         log.warning("webhook enqueued but not marked seen; a redelivery is deduplicated later")
     return jsonify({"status": "accepted"})
+
+
+def json_depth(value: object) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

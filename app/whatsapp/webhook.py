@@ -60,15 +60,15 @@ class Message:
     @property
     def text(self) -> str | None:
         """The text a customer typed or chose: text body, button text or interactive reply title."""
-        if self.type == "text":
-            return (self.raw.get("text") or {}).get("body")
-        if self.type == "button":
-            return (self.raw.get("button") or {}).get("text")
+        content = self.content
         if self.type == "interactive":
-            interactive = self.raw.get("interactive") or {}
-            reply = interactive.get(interactive.get("type", "")) or {}
-            return reply.get("title")
-        return None
+            chosen = content.get("type")
+            content = content.get(chosen) if isinstance(chosen, str) else None
+            key = "title"
+        else:
+            key = {"text": "body", "button": "text"}.get(self.type)
+        value = content.get(key) if key and isinstance(content, dict) else None
+        return value if isinstance(value, str) else None
 
     @property
     def content(self) -> dict[str, Any]:

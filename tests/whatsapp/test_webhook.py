@@ -143,3 +143,31 @@ def test_garbage_inside_the_envelope_is_skipped():
     }
     event = parse_webhook(payload)
     assert event.messages == [] and event.statuses == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "text", "text": "not an object"},
+        {"type": "text", "text": {"body": 5}},
+        {"type": "interactive", "interactive": {"type": "button_reply", "button_reply": "x"}},
+        {"type": "interactive", "interactive": {"type": ["list"]}},
+        {"type": "button", "button": None},
+    ],
+)
+def test_text_of_malformed_messages_is_none(raw):
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"messages": [{"id": "wamid.1", "from": "1", **raw}]},
+                    }
+                ]
+            }
+        ],
+    }
+    (message,) = parse_webhook(payload).messages
+    assert message.text is None
