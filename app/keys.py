@@ -31,3 +31,8 @@ MESSAGE_TTL = 30 * DAY
 WAMID_INDEX = PREFIX + ":wamid:{wamid}"
 """Meta's message id to ours, so status webhooks find the message they concern."""
 WAMID_INDEX_TTL = MESSAGE_TTL
+
+REJECTED_MESSAGES = PREFIX + ":rejected"
+"""Broker messages the workers refused to run (not JSON, unknown task, malformed), newest first."""
+REJECTED_MESSAGES_KEPT = 1000
+"""Entries kept; a flood of garbage cannot grow Redis without bound."""
