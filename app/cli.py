@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 
 import requests
 
 from app.config import ConfigError, load_settings
+from app.credentials import CredentialError
 
 DEFAULT_SIMULATOR_PORT = 8025
 """Where ``wa-gateway simulator`` listens unless told otherwise."""
@@ -62,6 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     say.add_argument("--url", default=None, help="the simulator's base URL")
     say.add_argument("text")
     say.set_defaults(func=_simulator_say)
+
+    numbers = commands.add_parser("numbers", help="sending numbers and their encrypted tokens")
+    numbers_commands = numbers.add_subparsers(dest="numbers_command", required=True)
+    add = numbers_commands.add_parser(
+        "add", help="add or replace a number; the token is read from standard input or a prompt"
+    )
+    add.add_argument("phone_number_id")
+    add.add_argument("--display-phone-number", default="")
+    add.add_argument("--business-account-id", default="")
+    add.set_defaults(func=_numbers_add)
+    numbers_commands.add_parser("list", help="list numbers (never tokens)").set_defaults(
+        func=_numbers_list
+    )
+    remove = numbers_commands.add_parser("remove", help="forget a number and its token")
+    remove.add_argument("phone_number_id")
+    remove.set_defaults(func=_numbers_remove)
+
+    keys_parser = commands.add_parser("keys", help="encryption keys for stored tokens")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("generate", help="print a new Fernet key").set_defaults(
+        func=_keys_generate
+    )
+    keys_commands.add_parser(
+        "rotate",
+        help="re-encrypt every stored token under the first key of GATEWAY_ENCRYPTION_KEYS",
+    ).set_defaults(func=_keys_rotate)
 
     args = parser.parse_args(argv)
     return args.func(args) or 0
@@ -127,6 +156,75 @@ def _simulator_say(args: argparse.Namespace) -> int:
     )
     print(json.dumps(response.json()))
     return 0 if response.ok else 1
+
+
+def _registry():
+    from app.credentials import NumberRegistry, load_cipher
+    from app.db import get_redis
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        raise CredentialError("REDIS_URL is missing")
+    return NumberRegistry(get_redis(redis_url), load_cipher())
+
+
+def _credential_command(func):
+    """Run a credentials command, turning expected failures into a message and exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except CredentialError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_credential_command
+def _numbers_add(args: argparse.Namespace) -> int:
+    from app.credentials import SendingNumber
+
+    registry = _registry()
+    if sys.stdin.isatty():
+        token = getpass.getpass("access token: ")
+    else:
+        token = sys.stdin.readline()
+    number = registry.add(
+        SendingNumber(args.phone_number_id, args.display_phone_number, args.business_account_id),
+        token.strip(),
+    )
+    print(f"stored {number.phone_number_id} (token encrypted)")
+    return 0
+
+
+@_credential_command
+def _numbers_list(args: argparse.Namespace) -> int:
+    for number in _registry().list():
+        print(json.dumps(asdict(number)))
+    return 0
+
+
+@_credential_command
+def _numbers_remove(args: argparse.Namespace) -> int:
+    if _registry().remove(args.phone_number_id):
+        print(f"removed {args.phone_number_id}")
+        return 0
+    print(f"{args.phone_number_id} is not registered", file=sys.stderr)
+    return 1
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from app.credentials import generate_key
+
+    print(generate_key())
+    return 0
+
+
+@_credential_command
+def _keys_rotate(args: argparse.Namespace) -> int:
+    print(f"re-encrypted {_registry().rotate()} token(s) under the newest key")
+    return 0
 
 
 if __name__ == "__main__":

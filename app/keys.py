@@ -36,3 +36,7 @@ REJECTED_MESSAGES = PREFIX + ":rejected"
 """Broker messages the workers refused to run (not JSON, unknown task, malformed), newest first."""
 REJECTED_MESSAGES_KEPT = 1000
 """Entries kept; a flood of garbage cannot grow Redis without bound."""
+
+SENDING_NUMBERS = PREFIX + ":numbers"
+"""Hash of sending numbers: phone number id to JSON (display number, account, encrypted token).
+No TTL: credentials stay until an operator removes them."""
