@@ -37,6 +37,7 @@ _ENV_NAMES = {
     "api_base_url": "WHATSAPP_API_BASE_URL",
     "api_version": "WHATSAPP_API_VERSION",
     "redis_url": "REDIS_URL",
+    "webhook_max_age": "WEBHOOK_MAX_AGE_SECONDS",
 }
 _REQUIRED = (
     "access_token",
@@ -50,6 +51,7 @@ _DEFAULTS = {
     "api_base_url": DEFAULT_API_BASE_URL,
     "api_version": DEFAULT_API_VERSION,
     "webhook_previous_secret": "",
+    "webhook_max_age": "0",
 }
 _NUMERIC_ID = re.compile(r"^[0-9]{5,20}$")
 _VERSION = re.compile(r"^v[0-9]+\.[0-9]+$")
@@ -77,6 +79,9 @@ class Settings:
     api_base_url: str = DEFAULT_API_BASE_URL
     api_version: str = DEFAULT_API_VERSION
     webhook_previous_secret: str = ""
+    webhook_max_age: int = 0
+    """Seconds a webhook's ``X-Webhook-Timestamp`` may lag; 0 (the default) disables the check,
+    since Meta sends no timestamp: it is for a trusted proxy that stamps each request."""
 
     @property
     def messages_url(self) -> str:
@@ -97,7 +102,7 @@ class Settings:
                 value = mask_secret(value)
             elif f.name == "redis_url":
                 value = mask_url_password(value)
-            shown[_ENV_NAMES[f.name]] = value
+            shown[_ENV_NAMES[f.name]] = str(value)
         return shown
 
     def __repr__(self) -> str:  # dataclass repr would print the secrets
@@ -146,6 +151,8 @@ def _validate(values: dict[str, str]) -> list[str]:
         )
     if not _VERSION.match(values.get("api_version", "")):
         problems.append("WHATSAPP_API_VERSION must look like v23.0")
+    if not re.match(r"^[0-9]{1,6}$", values.get("webhook_max_age", "")):
+        problems.append("WEBHOOK_MAX_AGE_SECONDS must be a whole number of seconds (0 disables it)")
     redis_url = values.get("redis_url")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
@@ -172,7 +179,7 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     values["api_base_url"] = values["api_base_url"].rstrip("/")
-    return Settings(**values)
+    return Settings(**{**values, "webhook_max_age": int(values["webhook_max_age"])})
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 from kombu.exceptions import OperationalError
@@ -28,6 +29,10 @@ bp = Blueprint("webhooks", __name__)
 
 RETRY_AFTER_SECONDS = 30
 """What a 503 suggests; Meta uses its own schedule, other senders may honour it."""
+
+TIMESTAMP_HEADER = "X-Webhook-Timestamp"
+"""Unix seconds at which a trusted proxy received the request; checked when
+``WEBHOOK_MAX_AGE_SECONDS`` is set (Meta itself sends no timestamp)."""
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting accepted. Meta's payloads are under 10 levels; a deeper body is hostile, and
@@ -61,6 +66,10 @@ def receive():
     if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.webhook_secrets):
         log.warning("webhook with a missing or invalid signature refused")
         return error_response(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing or invalid")
+    if settings.webhook_max_age and not _fresh(request.headers.get(TIMESTAMP_HEADER), settings):
+        return error_response(
+            401, "stale_request", f"{TIMESTAMP_HEADER} is missing or older than allowed"
+        )
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -89,6 +98,14 @@ def receive():
     except RedisError:
         log.warning("webhook enqueued but not marked seen; a redelivery is deduplicated later")
     return jsonify({"status": "accepted"})
+
+
+def _fresh(header: str | None, settings: Settings) -> bool:
+    try:
+        stamped = int(header or "")
+    except ValueError:
+        return False
+    return abs(time.time() - stamped) <= settings.webhook_max_age
 
 
 def json_depth(value: object) -> int:

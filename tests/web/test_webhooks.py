@@ -145,3 +145,54 @@ def test_other_methods_and_paths_answer_json_errors(client):
 
 def test_healthz(client):
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_timestamp_check_when_enabled(redis_client):
+    import dataclasses
+    import time
+
+    from app.web.webhooks import TIMESTAMP_HEADER
+
+    settings = dataclasses.replace(get_settings(), webhook_max_age=300)
+    client = create_app({"SETTINGS": settings, "TESTING": True}).test_client()
+    now = int(time.time())
+    for stamp, status in [
+        (None, 401),
+        ("yesterday", 401),
+        (str(now - 301), 401),
+        (str(now + 301), 401),
+        (str(now - 10), 200),
+        (str(now), 200),
+    ]:
+        body = json.dumps(text_webhook("573001234567", f"Hola {stamp}")).encode()
+        headers = {TIMESTAMP_HEADER: stamp} if stamp else {}
+        response = post(client, body, **headers)
+        assert response.status_code == status, stamp
+        if status == 401:
+            assert response.json["error"]["code"] == "stale_request"
+    assert inbound_depth(redis_client) == 2
+
+
+def test_timestamp_is_ignored_by_default(client, redis_client):
+    body = json.dumps(text_webhook("573001234567", "Hola")).encode()
+    assert post(client, body, **{"X-Webhook-Timestamp": "0"}).status_code == 200
+
+
+def test_redelivery_is_remembered_for_metas_whole_retry_window(client, redis_client):
+    body = json.dumps(text_webhook("573001234567", "Hola")).encode()
+    post(client, body)
+    (seen,) = redis_client.keys("wa:webhook:seen:*")
+    assert redis_client.ttl(seen) > 7 * 24 * 3600 - 60
+
+
+def test_previous_secret_is_accepted_while_rotating(redis_client):
+    import dataclasses
+
+    settings = dataclasses.replace(
+        get_settings(), webhook_previous_secret="the-old-app-secret-0001"
+    )
+    client = create_app({"SETTINGS": settings, "TESTING": True}).test_client()
+    body = json.dumps(text_webhook("573001234567", "Hola")).encode()
+    assert post(client, body, signature=sign(body, "the-old-app-secret-0001")).status_code == 200
+    assert post(client, body + b" ", signature=sign(body + b" ", SECRET)).status_code == 200
+    assert post(client, b"{}", signature=sign(b"{}", "some-other-secret-1234")).status_code == 401
