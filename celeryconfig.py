@@ -106,9 +106,10 @@ task_routes = {
 
 # --- Monitoring -------------------------------------------------------------------------------
 
-# Task events let Flower show each task's life; sent events show queued-but-not-started tasks.
+# Task events let Flower show each task's life from the moment a worker receives it. No "sent"
+# events: they cost a second publish per task on the hottest paths, and queue depth is a metric.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 timezone = "UTC"
 enable_utc = True

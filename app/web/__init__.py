@@ -22,8 +22,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if "SETTINGS" not in app.config:
         app.config["SETTINGS"] = get_settings()
 
-    import workers  # noqa: F401  (the Celery app that views enqueue on)
+    import workers
+    from app.db import get_redis
     from app.web import health, webhooks
+    from tasks.publish import TaskPublisher
+
+    app.extensions["task_publisher"] = TaskPublisher(
+        workers.app, get_redis(app.config["SETTINGS"].redis_url)
+    )
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)

@@ -13,15 +13,15 @@ import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+import celeryconfig
 from app import keys
 from app.config import Settings
-from app.db import get_redis
 from app.web import error_response
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
 from tasks.inbound import process_webhook
+from tasks.publish import TaskPublisher
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +81,24 @@ def receive():
     if json_depth(payload) > MAX_JSON_DEPTH:
         return error_response(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
-    redis_client = get_redis(settings.redis_url)
-    seen_key = keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest())
+    publisher: TaskPublisher = current_app.extensions["task_publisher"]
     try:
-        if redis_client.exists(seen_key):
-            return jsonify({"status": "duplicate"})
-        process_webhook.apply_async(args=[payload], retry=False)
-    except (RedisError, OperationalError, OSError) as exc:
+        # The seen-mark and the task are written in one atomic step: a redelivery is either
+        # dropped because its task is queued, or queued; never dropped with nothing queued.
+        queued = publisher.publish_once(
+            process_webhook.name,
+            [payload],
+            queue=celeryconfig.QUEUE_INBOUND,
+            dedup_key=keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest()),
+            dedup_ttl=keys.WEBHOOK_SEEN_TTL,
+            argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
+        )
+    except (RedisError, OSError) as exc:
         log.error("broker unavailable, webhook refused with 503: %s", type(exc).__name__)
         response = error_response(503, "broker_unavailable", "try again later")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    try:
-        # After the enqueue, never before: a mark without a task would drop Meta's redelivery.
-        redis_client.set(seen_key, "1", ex=keys.WEBHOOK_SEEN_TTL)
-    except RedisError:
-        log.warning("webhook enqueued but not marked seen; a redelivery is deduplicated later")
-    return jsonify({"status": "accepted"})
+    return jsonify({"status": "accepted" if queued else "duplicate"})
 
 
 def _fresh(header: str | None, settings: Settings) -> bool:

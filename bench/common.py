@@ -1,0 +1,68 @@
+"""What every benchmark shares: the machine's description, processes on loopback, percentiles."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import subprocess
+from pathlib import Path
+
+from app.devstack import read_procfile
+from tests.stack import ROOT, Process, wait_for
+
+RESULTS_DIR = ROOT / "bench" / "results"
+
+
+def machine() -> str:
+    """Cores, memory and processor, as the results should state them."""
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except OSError:
+        memory = "unknown memory"
+    return f"{os.cpu_count()} cores, {memory}, {cpu}, Python {platform.python_version()}"
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; ``values`` need not be sorted."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def procfile_web(app_target: str, port: int, env: dict[str, str]) -> Process:
+    """Serve ``app_target`` with exactly the Procfile's web command (its gunicorn settings)."""
+    command = dict(read_procfile(str(ROOT / "Procfile")))["web"]
+    command = command.replace('"app.web:create_app()"', shlex.quote(app_target))
+    proc = Process("web", ["bash", "-c", f"exec {command}"], {**env, "PORT": str(port)})
+    import requests
+
+    def up() -> bool:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return True
+        except requests.RequestException:
+            return False
+
+    wait_for(up, timeout=30)
+    return proc
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """Run a command to completion and return its standard output."""
+    result = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=timeout, check=True
+    )
+    return result.stdout

@@ -1,0 +1,169 @@
+"""Webhook ingestion: the gateway's receiver against pywa's inline server and a Redis-list floor.
+
+Every server runs under the Procfile's gunicorn settings; wrk replays unique, validly signed
+webhooks on loopback. Reports requests/s and p50/p99 latency at each connection count, the ratio
+to pywa, and checks that every 200 the gateway gave is a task held by Redis.
+
+Also the acknowledgement under a slow AI: the same load while the reply takes 200 ms (pywa's
+handler sleeps inline; the gateway's responder runs in a worker, off the acknowledgement path).
+
+    python -m bench.ingest --duration 10 --connections 16,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+from app.whatsapp.signature import sign
+from bench.common import RESULTS_DIR, machine, procfile_web, run, today
+from tests.stack import RedisServer, free_port, gateway_env, start_worker, text_webhook
+
+TARGETS = {
+    "gateway": "app.web:create_app()",
+    "pywa": "bench.baselines:pywa_app()",
+    "floor": "bench.baselines:floor_app()",
+}
+WRK_THREADS = 2
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def write_requests(path: str, count: int, secret: str) -> None:
+    """``count`` distinct signed text webhooks, one per line: signature, tab, body."""
+    with open(path, "w") as out:
+        for i in range(count):
+            payload = text_webhook(f"57300{i:07d}", "Hola", wamid=f"wamid.bench{i:09d}")
+            # pywa 4.5 requires the business-scoped user id that newer payloads carry.
+            payload["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] = f"CO.{i}"
+            body = json.dumps(payload, separators=(",", ":"))
+            out.write(f"{sign(body.encode(), secret)}\t{body}\n")
+
+
+def wrk(url: str, connections: int, duration: int, requests_file: str) -> dict:
+    env = {**os.environ, "BENCH_REQUESTS": requests_file, "BENCH_THREADS": str(WRK_THREADS)}
+    script = os.path.join(os.path.dirname(__file__), "signed_requests.lua")
+    out = run(
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ],
+        env=env,
+        timeout=duration + 60,
+    )
+    latency = {}
+    for q, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        latency[int(q)] = float(value) * UNITS[unit]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency.get(50),
+        "p99_ms": latency.get(99),
+        "requests": int(total.group(1)) if total else 0,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def measure(
+    target: str,
+    connections: list[int],
+    duration: int,
+    requests_file: str,
+    redis_server: RedisServer,
+    extra_env: dict | None = None,
+) -> dict:
+    port = free_port()
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9", **(extra_env or {}))
+    proc = procfile_web(TARGETS[target], port, env)
+    results = {}
+    try:
+        for c in connections:
+            client = redis_server.client()
+            client.flushdb()
+            result = wrk(f"http://127.0.0.1:{port}/webhooks/whatsapp", c, duration, requests_file)
+            if target == "gateway":
+                # Every 200 must be a task in Redis: durably enqueued, none dropped.
+                result["enqueued"] = client.llen("inbound")
+            results[c] = result
+            print(
+                f"  {target:8s} c={c:<3d} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms"
+                f"  p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}",
+                flush=True,
+            )
+    finally:
+        proc.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--requests", type=int, default=60_000, help="unique signed webhooks")
+    parser.add_argument("--slow-ai", type=float, default=0.2, help="seconds the slow AI takes")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    connections = [int(c) for c in args.connections.split(",")]
+    workdir = tempfile.mkdtemp(prefix="wa-bench-")
+    requests_file = os.path.join(workdir, "requests.txt")
+    secret = gateway_env("redis://x", "http://x")["WHATSAPP_WEBHOOK_SECRET"]
+    write_requests(requests_file, args.requests, secret)
+    # The gateway's own Redis runs with its append-only file synced every second.
+    redis_server = RedisServer(appendonly=True, fsync="everysec").start()
+    report: dict = {"machine": machine(), "date": today(), "duration_s": args.duration}
+    try:
+        print("ingestion:", flush=True)
+        report["ingestion"] = {
+            t: measure(t, connections, args.duration, requests_file, redis_server) for t in TARGETS
+        }
+        print(
+            f"acknowledgement with a {args.slow_ai * 1000:.0f} ms AI, 16 connections:", flush=True
+        )
+        slow = {
+            "BENCH_HANDLER_DELAY": str(args.slow_ai),
+            "RESPONDER_DELAY_SECONDS": str(args.slow_ai),
+        }
+        worker = start_worker(
+            gateway_env(redis_server.url, "http://127.0.0.1:9", **slow),
+            queues="inbound",
+            concurrency=2,
+        )
+        try:
+            report["slow_ai"] = {
+                "gateway": measure(
+                    "gateway", [16], args.duration, requests_file, redis_server, slow
+                ),
+                "pywa": measure("pywa", [16], args.duration, requests_file, redis_server, slow),
+            }
+        finally:
+            worker.stop()
+    finally:
+        redis_server.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "ingest.json").write_text(json.dumps(report, indent=2))
+    ing = report["ingestion"]
+    for c in connections:
+        ratio = ing["gateway"][c]["rps"] / ing["pywa"][c]["rps"]
+        floor = ing["gateway"][c]["rps"] / ing["floor"][c]["rps"]
+        print(f"c={c}: gateway/pywa {ratio:.2f}, gateway/floor {floor:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
