@@ -23,12 +23,14 @@ broker_url = os.environ.get("REDIS_URL")
 result_backend = None
 task_ignore_result = True
 
-VISIBILITY_TIMEOUT = _seconds("CELERY_VISIBILITY_TIMEOUT", 3600)
+VISIBILITY_TIMEOUT = _seconds("CELERY_VISIBILITY_TIMEOUT", 300)
 """Seconds before Redis hands an unacknowledged task to another worker.
 
-With late acknowledgement this is how the task of a killed worker comes back. Every task, retry
-countdown and deferral must finish well inside it, or Redis re-delivers a task that is still
-legitimately waiting: see MAX_DEFERRAL below, which is derived from it.
+With late acknowledgement this is how the task of a killed worker, or of a worker cut off from
+Redis, comes back: it bounds how late such a task runs (Celery's default, an hour, is too long
+for a customer waiting for a reply). Every task, retry countdown and deferral must finish well
+inside it, or Redis re-delivers a task that is still legitimately waiting: see MAX_DEFERRAL
+below, which is derived from it, and the task time limits, which are far below it.
 """
 
 MAX_DEFERRAL = VISIBILITY_TIMEOUT / 2

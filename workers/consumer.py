@@ -1,4 +1,4 @@
-"""The worker's message consumer: Celery's, plus a durable record of every message it refuses.
+"""The worker's message consumer: Celery's, reconnecting faster, and recording what it refuses.
 
 Celery already refuses content types outside ``accept_content`` (pickle included) without
 deserialising them, and discards unknown or malformed task messages; this keeps a record of each
@@ -19,8 +19,29 @@ from app.rejected import RejectedMessageLog
 log = logging.getLogger(__name__)
 
 
+RECONNECT_INTERVAL_START = 0.5
+"""Seconds before the first reconnection attempt after the broker is lost."""
+RECONNECT_INTERVAL_STEP = 0.5
+"""Added to the wait after each failed attempt."""
+RECONNECT_INTERVAL_MAX = 2.0
+"""Longest wait between attempts: kombu's default (30 s, reached by steps of 2 s) left workers
+idle for 20 s and more after a 10 s Redis restart."""
+
+
 class GatewayConsumer(Consumer):
-    """Records refused messages, then lets Celery discard them as it always does."""
+    """Celery's consumer, reconnecting within seconds and recording the messages it refuses."""
+
+    def ensure_connected(self, conn):
+        connect = conn.ensure_connection
+
+        def ensure_connection(*args, **kwargs):
+            kwargs.setdefault("interval_start", RECONNECT_INTERVAL_START)
+            kwargs.setdefault("interval_step", RECONNECT_INTERVAL_STEP)
+            kwargs.setdefault("interval_max", RECONNECT_INTERVAL_MAX)
+            return connect(*args, **kwargs)
+
+        conn.ensure_connection = ensure_connection
+        return super().ensure_connected(conn)
 
     def on_decode_error(self, message, exc):
         _record(message, f"undecodable: {type(exc).__name__}")

@@ -56,8 +56,14 @@ def handle_webhook(
     redis_client: redis.Redis,
     responder: Responder,
     enqueue_send: EnqueueSend,
+    owner: str = "",
 ) -> InboundResult:
-    """Apply every status and answer every new message of one webhook delivery."""
+    """Apply every status and answer every new message of one webhook delivery.
+
+    ``owner`` identifies the delivery being processed (the Celery task id, which a retry or a
+    redelivery keeps), so that the same delivery can take up a message it had claimed before
+    failing, while any other delivery of that message skips it as a duplicate.
+    """
     event = parse_webhook(payload)
     store = MessageStore(redis_client)
     result = InboundResult()
@@ -67,7 +73,7 @@ def handle_webhook(
         else:
             result.statuses_ignored += 1
     for message in event.messages:
-        if not claim(redis_client, message.id):
+        if not claim(redis_client, message.id, owner):
             result.duplicates.append(message.id)
             continue
         try:
@@ -120,10 +126,13 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     return store.advance(message_id, target, **fields)
 
 
-def claim(redis_client: redis.Redis, wamid: str) -> bool:
-    """Take ``wamid`` for processing; False if it is being or has been processed."""
+def claim(redis_client: redis.Redis, wamid: str, owner: str = "") -> bool:
+    """Take ``wamid`` for ``owner``; False if it is done, or being processed by another owner."""
     key = keys.INBOUND_MESSAGE.format(wamid=wamid)
-    return bool(redis_client.set(key, "processing", nx=True, ex=keys.INBOUND_PROCESSING_TTL))
+    marker = f"processing:{owner}"
+    if redis_client.set(key, marker, nx=True, ex=keys.INBOUND_PROCESSING_TTL):
+        return True
+    return bool(owner) and redis_client.get(key) == marker
 
 
 def finish(redis_client: redis.Redis, wamid: str) -> None:
