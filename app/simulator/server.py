@@ -589,17 +589,21 @@ def _customer_message(sim: Simulator, data: dict[str, Any]) -> dict[str, Any]:
         media = message.get(kind) or {}
         if not isinstance(media, dict):
             raise ValueError(f"'{kind}' must be an object")
-        if "id" not in media:
+        if "id" in media:
+            stored = sim.media.get(str(media["id"]))
+            if stored is None:
+                raise ValueError(f"no media {media['id']}: upload it first, or leave 'id' out")
+        else:
             content, mime_type, filename = _customer_file(kind, data.get("file"))
             stored = sim.media.put(content, mime_type, sim.config.phone_number_id, filename)
-            media = {
-                **media,
-                "mime_type": stored.mime_type,
-                "sha256": stored.sha256_base64,
-                "id": stored.id,
-            }
             if kind == "document":
-                media.setdefault("filename", filename)
+                media = {"filename": filename, **media}
+        media = {
+            **media,
+            "mime_type": stored.mime_type,
+            "sha256": stored.sha256_base64,
+            "id": stored.id,
+        }
         message[kind] = media
     return message
 
