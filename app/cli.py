@@ -57,6 +57,38 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SIMULATOR_FAULTS", ""),
         help="initial faults as JSON, e.g. '{\"error_rate\": 0.1}'",
     )
+    sim.add_argument(
+        "--throughput",
+        type=float,
+        default=None,
+        help="messages/s one number may send before error 130429 (default 80; 0 = no limit)",
+    )
+    sim.add_argument(
+        "--no-pair-limit",
+        action="store_true",
+        help="do not apply Meta's per-recipient limit (error 131056)",
+    )
+    sim.add_argument(
+        "--no-window",
+        action="store_true",
+        help="do not refuse free-form messages outside the 24-hour window (error 131047)",
+    )
+    sim.add_argument(
+        "--not-on-whatsapp",
+        default=os.environ.get("SIMULATOR_NOT_ON_WHATSAPP", ""),
+        help="comma-separated numbers that have no WhatsApp account (error 131026)",
+    )
+    sim.add_argument(
+        "--refusals-as-statuses",
+        action="store_true",
+        help="report 131026 and 131047 as failed status webhooks instead of refusing the send",
+    )
+    sim.add_argument(
+        "--media-url-ttl",
+        type=float,
+        default=None,
+        help="seconds a media download URL stays valid (default 300)",
+    )
     sim.set_defaults(func=_simulator_serve)
     sim_commands = sim.add_subparsers(dest="simulator_command")
     say = sim_commands.add_parser("say", help="a simulated customer sends a text message")
@@ -113,9 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulator_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import run_simple
-
-    from app.simulator.server import Faults, SimulatorConfig, create_simulator
+    from app.simulator.server import Faults, SimulatorConfig, serve
 
     missing = [
         n
@@ -133,9 +163,20 @@ def _simulator_serve(args: argparse.Namespace) -> int:
     )
     if args.status_delay is not None:
         config.status_delay = args.status_delay
+    if args.throughput is not None:
+        config.throughput_per_second = args.throughput
+    if args.media_url_ttl is not None:
+        config.media_url_ttl = args.media_url_ttl
+    config.pair_limit = not args.no_pair_limit
+    config.enforce_window = not args.no_window
+    config.refusals_as_statuses = args.refusals_as_statuses
+    config.not_on_whatsapp = {n.strip() for n in args.not_on_whatsapp.split(",") if n.strip()}
     faults = Faults()
-    if args.faults:
-        faults.update(json.loads(args.faults))
+    try:
+        faults.update(json.loads(args.faults) if args.faults else {})
+    except ValueError as exc:
+        print(f"--faults: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(
@@ -143,7 +184,7 @@ def _simulator_serve(args: argparse.Namespace) -> int:
         f"(webhooks to {args.webhook_url or 'nowhere'})",
         flush=True,
     )
-    run_simple(args.host, args.port, create_simulator(config, faults), threaded=True)
+    serve(config, faults, args.host, args.port)
     return 0
 
 

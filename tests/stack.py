@@ -235,8 +235,14 @@ def start_simulator(
     webhook_url: str | None,
     status_delay: float = 0.05,
     faults: dict | None = None,
+    meta_rules: bool = False,
+    extra_args: list[str] | None = None,
 ) -> tuple[Process, str]:
-    """The Cloud API simulator on ``port``; returns it and its base URL."""
+    """The Cloud API simulator on ``port``; returns it and its base URL.
+
+    Unless ``meta_rules``, the rules that depend on a customer's history (the 24-hour window and
+    the per-recipient limit) are off, so tests can send to numbers that never wrote.
+    """
     argv = [
         str(BIN / "wa-gateway"),
         "simulator",
@@ -249,6 +255,9 @@ def start_simulator(
         argv += ["--webhook-url", webhook_url]
     if faults:
         argv += ["--faults", json.dumps(faults)]
+    if not meta_rules:
+        argv += ["--no-window", "--no-pair-limit"]
+    argv += extra_args or []
     proc = Process("simulator", argv, env)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{url}/_sim/health", timeout=1).ok, timeout=30)
@@ -301,13 +310,20 @@ def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, A
 
 
 class SimulatorThread:
-    """The simulator served over real HTTP from a thread of the test process."""
+    """The simulator served over real HTTP from a thread of the test process.
 
-    def __init__(self, webhook_url: str | None = None, **config: Any):
+    Unless ``meta_rules``, the 24-hour window and the per-recipient limit are off (as in
+    :func:`start_simulator`); ``config`` sets any other :class:`SimulatorConfig` field.
+    """
+
+    def __init__(self, webhook_url: str | None = None, meta_rules: bool = False, **config: Any):
         from werkzeug.serving import make_server
 
         from app.simulator.server import SimulatorConfig, create_simulator
 
+        if not meta_rules:
+            config.setdefault("enforce_window", False)
+            config.setdefault("pair_limit", False)
         self.config = SimulatorConfig(
             access_token=TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"],
             webhook_secret=TEST_CREDENTIALS["WHATSAPP_WEBHOOK_SECRET"],

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from app import __version__
 from app.config import Settings
-from app.whatsapp.errors import GraphAPIError, GraphConnectionError, GraphTimeoutError
+from app.whatsapp.builders import read_receipt
+from app.whatsapp.errors import (
+    GraphAPIError,
+    GraphConnectionError,
+    GraphTimeoutError,
+    MediaIntegrityError,
+    MediaTooLargeError,
+)
+from app.whatsapp.media import (
+    MediaDownload,
+    MediaInfo,
+    check_media,
+    guess_mime_type,
+    read_media_file,
+    sha256_matches,
+)
+
+__all__ = ["GraphClient", "MediaDownload", "MediaInfo", "SendResult", "client_for", "new_session"]
 
 CONNECT_TIMEOUT = 3.05
 """Seconds to open a connection to the Graph API (just over a TCP retransmit window)."""
@@ -24,6 +44,9 @@ POOL_SIZE = 32
 """Keep-alive connections per host, per process: enough for a threaded send pool."""
 
 USER_AGENT = f"wa-gateway/{__version__} (+https://github.com/wa-gateway)"
+
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
+"""Bytes read at a time from a media download, so the size cap holds while streaming."""
 
 
 def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
@@ -96,14 +119,120 @@ class GraphClient:
 
     def mark_read(self, message_id: str, typing_indicator: bool = True) -> None:
         """Mark an inbound message read and, optionally, show the customer a typing indicator."""
-        body: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "status": "read",
-            "message_id": message_id,
-        }
-        if typing_indicator:
-            body["typing_indicator"] = {"type": "text"}
+        body = read_receipt(message_id, typing_indicator=typing_indicator)
         self.request("POST", f"{self.phone_number_id}/messages", json=body)
+
+    def upload_media(
+        self,
+        file: str | os.PathLike[str] | bytes,
+        *,
+        mime_type: str | None = None,
+        filename: str | None = None,
+    ) -> str:
+        """Upload a file (a path, or its bytes) to ``/{phone_number_id}/media``; return its id.
+
+        The file is checked first (see :mod:`app.whatsapp.media`): a missing file, an unsupported
+        type, bytes that do not match it, or a size over the type's limit each raise their own
+        :class:`~app.whatsapp.errors.MediaError` and nothing is sent.
+        """
+        if isinstance(file, bytes):
+            mime_type = mime_type or (guess_mime_type(filename) if filename else None)
+            content, checked = file, check_media(file, mime_type)
+            filename = filename or f"upload.{checked.mime_type.rsplit('/', 1)[-1]}"
+        else:
+            content, checked = read_media_file(file, mime_type)
+            filename = filename or os.path.basename(os.fspath(file))
+        body = self.request(
+            "POST",
+            f"{self.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": checked.mime_type},
+            files={"file": (filename, content, checked.mime_type)},
+        )
+        media_id = body.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise GraphAPIError.from_response(502, {"error": {"message": "no media id in answer"}})
+        return media_id
+
+    def get_media(self, media_id: str) -> MediaInfo:
+        """The download URL (valid for minutes) and the facts of media ``media_id``."""
+        body = self.request("GET", media_id, params={"phone_number_id": self.phone_number_id})
+        try:
+            return MediaInfo(
+                id=str(body["id"]),
+                url=str(body["url"]),
+                mime_type=str(body["mime_type"]),
+                sha256=str(body.get("sha256") or ""),
+                file_size=int(body.get("file_size") or 0),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise GraphAPIError.from_response(
+                502, {"error": {"message": "media answer lacks id, url or mime_type"}}
+            ) from None
+
+    def download_media(
+        self, media_id: str, *, max_bytes: int, expected_sha256: str | None = None
+    ) -> MediaDownload:
+        """Download media ``media_id``: its URL from :meth:`get_media`, then the bytes.
+
+        At most ``max_bytes`` are read (:class:`MediaTooLargeError` beyond, checked while
+        streaming); the content must hash to Meta's ``sha256`` and to ``expected_sha256`` (hex or
+        the base64 form webhooks carry), else :class:`MediaIntegrityError`.
+        """
+        info = self.get_media(media_id)
+        if info.file_size > max_bytes:
+            raise MediaTooLargeError(
+                f"media {media_id} is {info.file_size} bytes, over the {max_bytes}-byte cap",
+                size=info.file_size,
+                limit=max_bytes,
+            )
+        self._check_download_url(info.url)
+        headers = {"Authorization": f"Bearer {self._access_token}"}
+        digest = hashlib.sha256()
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            with self.session.get(
+                info.url, headers=headers, timeout=self.timeout, stream=True
+            ) as response:
+                if response.status_code >= 400:
+                    raise GraphAPIError.from_response(response.status_code, _json_or_none(response))
+                for chunk in response.iter_content(DOWNLOAD_CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise MediaTooLargeError(
+                            f"media {media_id} is over the {max_bytes}-byte cap",
+                            size=received,
+                            limit=max_bytes,
+                        )
+                    digest.update(chunk)
+                    chunks.append(chunk)
+        except requests.Timeout:
+            raise GraphTimeoutError(f"media download stalled past {self.timeout[1]}s") from None
+        except requests.RequestException:
+            raise GraphConnectionError("could not download the media") from None
+        for expected in (info.sha256, expected_sha256):
+            if expected and not sha256_matches(expected, digest.digest()):
+                raise MediaIntegrityError(
+                    f"media {media_id} does not match its sha256 (got {digest.hexdigest()})"
+                )
+        return MediaDownload(
+            content=b"".join(chunks), mime_type=info.mime_type, sha256=digest.hexdigest()
+        )
+
+    def delete_media(self, media_id: str) -> None:
+        """Delete uploaded media ``media_id`` from Meta's servers."""
+        body = self.request("DELETE", media_id, params={"phone_number_id": self.phone_number_id})
+        if body.get("success") is not True:
+            raise GraphAPIError.from_response(502, {"error": {"message": "media not deleted"}})
+
+    def _check_download_url(self, url: str) -> None:
+        # The bearer token goes only over TLS, or to the origin the client already talks to.
+        parts, base = urlsplit(url), urlsplit(self.base_url)
+        same_origin = (parts.scheme, parts.netloc) == (base.scheme, base.netloc)
+        if parts.scheme != "https" and not same_origin:
+            raise GraphAPIError.from_response(
+                502, {"error": {"message": "media URL is neither https nor the API's origin"}}
+            )
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """One authenticated Graph call; returns the JSON body or raises a GraphAPIError."""
@@ -128,6 +257,13 @@ class GraphClient:
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return body
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -18,6 +18,11 @@ an HTTP 429 is throttled, an HTTP 401/403 is a configuration problem, and any ot
 permanent, because repeating a request Meta has refused cannot change its answer.
 
 No error ever carries the access token: only Meta's error body, the HTTP status and the delay.
+
+Media files refused by the client before an upload, or after a download, raise a
+:class:`MediaError` instead (each with its own ``decision``): a missing file, one too large for
+its type, an unsupported format (or bytes that are not what the name claims), a download whose
+``sha256`` does not match.
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ class MessageValidationError(GatewayError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class MediaError(GatewayError):
+    """A media file the client refuses to upload, or a download it refuses to trust."""
+
+    decision: ClassVar[str] = DEAD_LETTER
+
+
+class MediaFileMissingError(MediaError, FileNotFoundError):
+    """The file to upload does not exist or cannot be read."""
+
+
+class MediaTooLargeError(MediaError):
+    """The file is larger than Meta's limit for its type, or than the caller's download cap."""
+
+    def __init__(self, message: str, *, size: int | None = None, limit: int | None = None):
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
+
+
+class UnsupportedMediaTypeError(MediaError):
+    """The MIME type is not one WhatsApp accepts for any media type (or for the one asked)."""
+
+
+class MediaContentMismatchError(UnsupportedMediaTypeError):
+    """The file's bytes are not what its name or declared type says (a renamed file)."""
+
+
+class MediaIntegrityError(MediaError):
+    """A download's SHA-256 differs from the one Meta announced: corrupt in transit, so retry."""
+
+    decision = RETRY_LATER
 
 
 class GraphAPIError(GatewayError):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
 _DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")  # E.164 without '+': at most 15 digits, no leading 0
+
+NUMBER_CACHE_SIZE = 65_536
+"""Numbers whose verdict is remembered: parsing against the numbering plan is the costly part."""
 
 
 def validate_whatsapp_number(number: str) -> bool:
@@ -17,6 +21,11 @@ def validate_whatsapp_number(number: str) -> bool:
     """
     if not isinstance(number, str) or not _DIGITS.match(number):
         return False
+    return _is_valid_number(number)
+
+
+@lru_cache(maxsize=NUMBER_CACHE_SIZE)
+def _is_valid_number(number: str) -> bool:
     try:
         parsed = phonenumbers.parse("+" + number)
     except phonenumbers.NumberParseException:

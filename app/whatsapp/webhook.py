@@ -10,6 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.whatsapp.builders import (
+    ContactAddress,
+    ContactCard,
+    ContactEmail,
+    ContactName,
+    ContactOrg,
+    ContactPhone,
+    ContactUrl,
+)
 from app.whatsapp.errors import GatewayError
 
 OBJECT_WHATSAPP = "whatsapp_business_account"
@@ -17,6 +26,12 @@ OBJECT_WHATSAPP = "whatsapp_business_account"
 
 FIELD_MESSAGES = "messages"
 """The change ``field`` that carries inbound messages and outbound statuses."""
+
+GROUP_FIELD_PREFIX = "group_"
+"""Change fields about groups: ``group_lifecycle_update``, ``group_participants_update`` ..."""
+
+MEDIA_MESSAGE_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+"""Inbound message types whose object is downloadable media."""
 
 STATUS_SENT = "sent"
 STATUS_DELIVERED = "delivered"
@@ -43,6 +58,171 @@ class Contact:
     wa_id: str
     name: str | None
     raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReferredProduct:
+    """The catalog product a customer asked about."""
+
+    catalog_id: str | None
+    product_retailer_id: str | None
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What an inbound message answers or forwards."""
+
+    id: str | None
+    from_: str | None
+    forwarded: bool
+    frequently_forwarded: bool
+    referred_product: ReferredProduct | None
+
+
+@dataclass(frozen=True)
+class InboundMedia:
+    """An image, audio, video, document or sticker: download it by ``id``, check ``sha256``."""
+
+    id: str
+    mime_type: str | None
+    sha256: str | None
+    caption: str | None = None
+    filename: str | None = None
+    animated: bool | None = None
+    voice: bool | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float | None
+    longitude: float | None
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """An emoji on one of our messages (an empty emoji removes it)."""
+
+    message_id: str | None
+    emoji: str | None
+
+
+@dataclass(frozen=True)
+class ButtonReply:
+    """A tap on a template's quick-reply button."""
+
+    payload: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class InteractiveReply:
+    """A reply to an interactive message: a button, a list row, or a completed flow."""
+
+    type: str
+    id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    name: str | None = None
+    body: str | None = None
+    response_json: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    product_retailer_id: str | None
+    quantity: int | None
+    item_price: float | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class Order:
+    """A cart a customer sent from the catalog."""
+
+    catalog_id: str | None
+    text: str | None
+    product_items: tuple[OrderItem, ...]
+
+
+@dataclass(frozen=True)
+class SystemUpdate:
+    """A system notice, such as a customer changing number."""
+
+    type: str | None
+    body: str | None
+    wa_id: str | None
+    customer: str | None = None
+    identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Referral:
+    """The ad or post a customer came from (Click to WhatsApp)."""
+
+    source_url: str | None
+    source_id: str | None
+    source_type: str | None
+    body: str | None = None
+    headline: str | None = None
+    media_type: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    ctwa_clid: str | None = None
+    welcome_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One of Meta's ``errors[]`` items (on a failed status or an unsupported message)."""
+
+    code: int | None
+    title: str | None
+    message: str | None = None
+    details: str | None = None
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class Pricing:
+    billable: bool | None
+    pricing_model: str | None
+    category: str | None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str | None
+    origin_type: str | None
+    expiration_timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    input: str | None
+    wa_id: str | None
+
+
+@dataclass(frozen=True)
+class GroupEvent:
+    """A group change (``group_lifecycle_update``, ``group_participants_update`` ...)."""
+
+    field: str
+    group_id: str
+    type: str | None
+    timestamp: int
+    metadata: Metadata
+    request_id: str | None = None
+    subject: str | None = None
+    description: str | None = None
+    added_participants: tuple[Participant, ...] = ()
+    removed_participants: tuple[Participant, ...] = ()
+    profile_picture: InboundMedia | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +262,126 @@ class Message:
         value = self.raw.get("context")
         return value if isinstance(value, dict) else {}
 
+    @property
+    def reply_context(self) -> MessageContext | None:
+        """The typed :attr:`context`, or None when the message answers nothing."""
+        context = self.context
+        if not context:
+            return None
+        product = _dict(context.get("referred_product"))
+        return MessageContext(
+            id=context.get("id"),
+            from_=context.get("from"),
+            forwarded=bool(context.get("forwarded")),
+            frequently_forwarded=bool(context.get("frequently_forwarded")),
+            referred_product=ReferredProduct(
+                product.get("catalog_id"), product.get("product_retailer_id")
+            )
+            if product
+            else None,
+        )
+
+    @property
+    def media(self) -> InboundMedia | None:
+        """The media of an image, audio, video, document or sticker message."""
+        if self.type not in MEDIA_MESSAGE_TYPES or not self.content.get("id"):
+            return None
+        return _media(self.content)
+
+    @property
+    def location(self) -> Location | None:
+        if self.type != "location":
+            return None
+        c = self.content
+        return Location(
+            c.get("latitude"), c.get("longitude"), c.get("name"), c.get("address"), c.get("url")
+        )
+
+    @property
+    def shared_contacts(self) -> list[ContactCard]:
+        """The contact cards of a ``contacts`` message."""
+        if self.type != "contacts":
+            return []
+        return [contact_card(card) for card in _dicts(self.raw.get("contacts"))]
+
+    @property
+    def reaction(self) -> Reaction | None:
+        if self.type != "reaction":
+            return None
+        return Reaction(self.content.get("message_id"), self.content.get("emoji"))
+
+    @property
+    def button(self) -> ButtonReply | None:
+        if self.type != "button":
+            return None
+        return ButtonReply(self.content.get("payload"), self.content.get("text"))
+
+    @property
+    def interactive_reply(self) -> InteractiveReply | None:
+        """A ``button_reply``, ``list_reply`` or ``nfm_reply`` (a completed flow)."""
+        if self.type != "interactive":
+            return None
+        kind = str(self.content.get("type", ""))
+        reply = _dict(self.content.get(kind))
+        return InteractiveReply(
+            type=kind,
+            id=reply.get("id"),
+            title=reply.get("title"),
+            description=reply.get("description"),
+            name=reply.get("name"),
+            body=reply.get("body"),
+            response_json=reply.get("response_json"),
+        )
+
+    @property
+    def order(self) -> Order | None:
+        if self.type != "order":
+            return None
+        items = tuple(
+            OrderItem(
+                i.get("product_retailer_id"),
+                i.get("quantity"),
+                i.get("item_price"),
+                i.get("currency"),
+            )
+            for i in _dicts(self.content.get("product_items"))
+        )
+        return Order(self.content.get("catalog_id"), self.content.get("text"), items)
+
+    @property
+    def system(self) -> SystemUpdate | None:
+        if self.type != "system":
+            return None
+        c = self.content
+        return SystemUpdate(
+            c.get("type"), c.get("body"), c.get("wa_id"), c.get("customer"), c.get("identity")
+        )
+
+    @property
+    def referral(self) -> Referral | None:
+        """The ad or post the customer came from, when the message started from one."""
+        r = _dict(self.raw.get("referral"))
+        if not r:
+            return None
+        return Referral(
+            source_url=r.get("source_url"),
+            source_id=r.get("source_id"),
+            source_type=r.get("source_type"),
+            body=r.get("body"),
+            headline=r.get("headline"),
+            media_type=r.get("media_type"),
+            image_url=r.get("image_url"),
+            video_url=r.get("video_url"),
+            thumbnail_url=r.get("thumbnail_url"),
+            ctwa_clid=r.get("ctwa_clid"),
+            welcome_message=_dict(r.get("welcome_message")).get("text"),
+        )
+
+    @property
+    def errors(self) -> list[ErrorDetail]:
+        """Why Meta could not pass the message on (``unsupported`` messages)."""
+        return [_error(e) for e in _dicts(self.raw.get("errors"))]
+
 
 @dataclass(frozen=True)
 class Status:
@@ -94,6 +394,35 @@ class Status:
     metadata: Metadata
     errors: list[dict[str, Any]]
     raw: dict[str, Any]
+
+    @property
+    def error_details(self) -> list[ErrorDetail]:
+        """The typed :attr:`errors` of a ``failed`` status."""
+        return [_error(e) for e in self.errors]
+
+    @property
+    def pricing(self) -> Pricing | None:
+        p = _dict(self.raw.get("pricing"))
+        if not p:
+            return None
+        return Pricing(p.get("billable"), p.get("pricing_model"), p.get("category"), p.get("type"))
+
+    @property
+    def conversation(self) -> Conversation | None:
+        c = _dict(self.raw.get("conversation"))
+        if not c:
+            return None
+        expiration = c.get("expiration_timestamp")
+        return Conversation(
+            c.get("id"),
+            _dict(c.get("origin")).get("type"),
+            _int(expiration) if expiration is not None else None,
+        )
+
+    @property
+    def biz_opaque_callback_data(self) -> str | None:
+        """The tracking string the business sent with the message, echoed back."""
+        return self.raw.get("biz_opaque_callback_data")
 
 
 @dataclass(frozen=True)
@@ -113,6 +442,7 @@ class WebhookEvent:
     statuses: list[Status] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    groups: list[GroupEvent] = field(default_factory=list)
 
 
 def parse_webhook(payload: Any) -> WebhookEvent:
@@ -131,15 +461,13 @@ def parse_webhook(payload: Any) -> WebhookEvent:
             )
             if change.get("field") == FIELD_MESSAGES:
                 _parse_messages_value(value, event)
+            elif str(change.get("field", "")).startswith(GROUP_FIELD_PREFIX):
+                _parse_groups_value(str(change["field"]), value, event)
     return event
 
 
 def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
-    meta = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-    metadata = Metadata(
-        phone_number_id=str(meta.get("phone_number_id", "")),
-        display_phone_number=meta.get("display_phone_number"),
-    )
+    metadata = _metadata(value)
     names = {}
     for raw in _dicts(value.get("contacts")):
         profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
@@ -175,6 +503,97 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
                 raw=raw,
             )
         )
+
+
+def _parse_groups_value(field_name: str, value: dict[str, Any], event: WebhookEvent) -> None:
+    metadata = _metadata(value)
+    for raw in _dicts(value.get("groups")):
+        picture = _dict(raw.get("profile_picture"))
+        event.groups.append(
+            GroupEvent(
+                field=field_name,
+                group_id=str(raw.get("group_id", "")),
+                type=raw.get("type"),
+                timestamp=_int(raw.get("timestamp")),
+                metadata=metadata,
+                request_id=raw.get("request_id"),
+                subject=raw.get("subject"),
+                description=raw.get("description"),
+                added_participants=_participants(raw.get("added_participants")),
+                removed_participants=_participants(raw.get("removed_participants")),
+                profile_picture=_media(picture) if picture else None,
+                raw=raw,
+            )
+        )
+
+
+def _metadata(value: dict[str, Any]) -> Metadata:
+    meta = _dict(value.get("metadata"))
+    return Metadata(
+        phone_number_id=str(meta.get("phone_number_id", "")),
+        display_phone_number=meta.get("display_phone_number"),
+    )
+
+
+def _participants(items: Any) -> tuple[Participant, ...]:
+    return tuple(Participant(_str(p.get("input")), _str(p.get("wa_id"))) for p in _dicts(items))
+
+
+def _media(raw: dict[str, Any]) -> InboundMedia:
+    return InboundMedia(
+        id=str(raw.get("id", "")),
+        mime_type=raw.get("mime_type"),
+        sha256=raw.get("sha256"),
+        caption=raw.get("caption"),
+        filename=raw.get("filename"),
+        animated=raw.get("animated"),
+        voice=raw.get("voice"),
+    )
+
+
+def _error(raw: dict[str, Any]) -> ErrorDetail:
+    code = raw.get("code")
+    return ErrorDetail(
+        code=_int(code) if code is not None else None,
+        title=raw.get("title"),
+        message=raw.get("message"),
+        details=_dict(raw.get("error_data")).get("details"),
+        href=raw.get("href"),
+    )
+
+
+def contact_card(raw: dict[str, Any]) -> ContactCard:
+    """A shared contact card as the same type the builders send."""
+
+    def parts(kind: type, items: Any) -> tuple:
+        names = kind.__dataclass_fields__
+        return tuple(
+            kind(**{k: v for k, v in item.items() if k in names}) for item in _dicts(items)
+        )
+
+    name = _dict(raw.get("name"))
+    org = _dict(raw.get("org"))
+    return ContactCard(
+        name=ContactName(**{k: v for k, v in name.items() if k in ContactName.__dataclass_fields__})
+        if name.get("formatted_name")
+        else ContactName(formatted_name=" ".join(str(v) for v in name.values())),
+        phones=parts(ContactPhone, raw.get("phones")),
+        emails=parts(ContactEmail, raw.get("emails")),
+        urls=parts(ContactUrl, raw.get("urls")),
+        addresses=parts(ContactAddress, raw.get("addresses")),
+        org=ContactOrg(**{k: v for k, v in org.items() if k in ContactOrg.__dataclass_fields__})
+        if org
+        else None,
+        birthday=raw.get("birthday"),
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _dicts(items: Any) -> list[dict[str, Any]]:

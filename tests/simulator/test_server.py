@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import pytest
+import base64
+import time
 
-from app.whatsapp import errors
-from tests.stack import SimulatorThread
+import pytest
+import requests
+
+from app.whatsapp import builders, errors
+from tests.simulator.receiver import WebhookReceiver
+from tests.stack import SimulatorThread, free_port, gateway_env, start_simulator, wait_for
 
 TEXT = {
     "messaging_product": "whatsapp",
@@ -88,3 +93,223 @@ def test_unreachable_api_is_a_connection_error():
     with pytest.raises(errors.GraphConnectionError) as info:
         client.send_message(TEXT)
     assert "EAAsecret" not in repr(info.value) and info.value.__cause__ is None
+
+
+# -- Meta's rules ------------------------------------------------------------------------------
+
+CUSTOMER = "573001234567"
+
+
+@pytest.fixture
+def meta():
+    """The simulator with all of Meta's rules on, delivering webhooks to a receiver."""
+    receiver = WebhookReceiver()
+    server = SimulatorThread(webhook_url=receiver.url, meta_rules=True, status_delay=0.01)
+    yield server, receiver
+    server.close()
+    receiver.close()
+
+
+def say(server, wa_id=CUSTOMER, **message):
+    return requests.post(f"{server.url}/_sim/customers/{wa_id}/messages", json=message, timeout=10)
+
+
+def test_free_form_outside_the_window_is_131047_and_templates_pass(meta):
+    server, _ = meta
+    client = server.client()
+    with pytest.raises(errors.WindowClosedError):
+        client.send_message(builders.text(CUSTOMER, "Hola"))
+    assert client.send_message(builders.template(CUSTOMER, "hello_world", "en_US")).wamid
+    assert say(server, text="Hola").json()["gateway_status"] == 200
+    assert client.send_message(builders.text(CUSTOMER, "¿En qué te ayudo?")).wamid
+
+
+def test_tests_open_and_close_windows(meta):
+    server, _ = meta
+    client = server.client()
+    window = f"{server.url}/_sim/customers/{CUSTOMER}/window"
+    assert requests.put(window, json={}, timeout=5).json()["open"] is True
+    client.send_message(builders.text(CUSTOMER, "within"))
+    assert requests.delete(window, timeout=5).json()["open"] is False
+    with pytest.raises(errors.WindowClosedError):
+        client.send_message(builders.text(CUSTOMER, "closed"))
+    yesterday = time.time() - 25 * 3600
+    state = requests.put(window, json={"last_message_at": yesterday}, timeout=5).json()
+    assert state["open"] is False and state["closes_at"] == pytest.approx(yesterday + 24 * 3600)
+    assert requests.put(window, json={"last_message_at": "soon"}, timeout=5).status_code == 400
+
+
+def test_numbers_not_on_whatsapp_get_131026(meta):
+    server, _ = meta
+    server.state.configure({"not_on_whatsapp": ["573009999999"], "enforce_window": False})
+    with pytest.raises(errors.RecipientNotOnWhatsAppError):
+        server.client().send_message(builders.text("573009999999", "Hola"))
+    refused = requests.get(f"{server.url}/_sim/messages", timeout=5).json()["refused"]
+    assert refused == {"131026": 1}
+
+
+def test_refusals_can_arrive_as_failed_statuses_instead(meta):
+    server, receiver = meta
+    server.state.configure({"refusals_as_statuses": True})
+    sent = server.client().send_message(builders.text(CUSTOMER, "Hola"))
+    (status,) = wait_for(lambda: receiver.statuses(sent.wamid))
+    assert status["status"] == "failed" and status["errors"][0]["code"] == 131047
+    assert status["errors"][0]["error_data"]["details"]
+
+
+def test_throughput_and_pair_limits(meta):
+    server, _ = meta
+    server.state.configure({"enforce_window": False, "throughput_per_second": 3})
+    client = server.client()
+    for n in range(3):
+        client.send_message(builders.text(f"57300123456{n}", "hi"))
+    with pytest.raises(errors.ThrottledError) as throughput:
+        client.send_message(builders.text("573001234569", "hi"))
+    assert throughput.value.code == 130429
+    server.state.configure({"throughput_per_second": 0, "pair_burst": 2})
+    client.send_message(builders.text(CUSTOMER, "one"))
+    client.send_message(builders.text(CUSTOMER, "two"))
+    with pytest.raises(errors.ThrottledError) as pair:
+        client.send_message(builders.text(CUSTOMER, "three"))
+    assert pair.value.code == 131056
+    client.send_message(builders.text("573001234568", "another customer is not limited"))
+
+
+def test_schema_breaks_are_error_100_naming_the_field(meta):
+    server, _ = meta
+    four = builders.reply_buttons(CUSTOMER, "Pick", [builders.ReplyButton("a", "A")])
+    four["interactive"]["action"]["buttons"] *= 4
+    response = requests.post(
+        f"{server.url}/v23.0/{server.config.phone_number_id}/messages",
+        json=four,
+        headers={"Authorization": f"Bearer {server.config.access_token}"},
+        timeout=5,
+    )
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["code"] == 100
+    assert "interactive.action.buttons[3]" in error["error_data"]["details"]
+    assert not server.state.received
+
+
+# -- statuses ----------------------------------------------------------------------------------
+
+
+def test_statuses_are_signed_and_in_lifecycle_order(meta):
+    server, receiver = meta
+    server.state.configure({"enforce_window": False})
+    sent = server.client().send_message(builders.text(CUSTOMER, "Hola"))
+    statuses = wait_for(lambda: (s := receiver.statuses(sent.wamid)) and len(s) == 3 and s)
+    assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
+    assert statuses[0]["pricing"]["category"] == "service" and receiver.unsigned == 0
+
+
+def test_statuses_out_of_order_and_duplicated_on_purpose(meta):
+    server, receiver = meta
+    server.state.configure({"enforce_window": False})
+    server.state.faults.update({"status_order": "reversed", "duplicate_status_rate": 1})
+    sent = server.client().send_message(builders.text(CUSTOMER, "Hola"))
+    statuses = wait_for(lambda: (s := receiver.statuses(sent.wamid)) and len(s) == 6 and s)
+    order = [s["status"] for s in statuses]
+    assert sorted(order) == sorted(["sent", "delivered", "read"] * 2)
+    assert order.index("read") < order.index("sent")
+
+
+def test_failed_rate_sends_a_failed_status_with_meta_errors(meta):
+    server, receiver = meta
+    server.state.configure({"enforce_window": False})
+    server.state.faults.update({"failed_rate": 1, "failed_code": 131053})
+    sent = server.client().send_message(builders.text(CUSTOMER, "Hola"))
+    (status,) = wait_for(lambda: receiver.statuses(sent.wamid))
+    assert status["status"] == "failed"
+    assert status["errors"][0]["code"] == 131053 and status["errors"][0]["title"]
+
+
+# -- faults and settings -----------------------------------------------------------------------
+
+
+def test_fault_and_config_changes_are_validated_and_atomic(sim):
+    faults = f"{sim.url}/_sim/faults"
+    assert requests.put(faults, json={"error_rate": 2}, timeout=5).status_code == 400
+    assert (
+        requests.put(faults, json={"throttle_rate": 0.5, "nope": 1}, timeout=5).status_code == 400
+    )
+    assert requests.get(faults, timeout=5).json()["throttle_rate"] == 0
+    changed = requests.put(
+        faults, json={"latency_ms": 5, "latency_distribution": "exponential"}, timeout=5
+    ).json()
+    assert changed["latency_distribution"] == "exponential"
+    assert requests.put(faults, json={"status_order": "sideways"}, timeout=5).status_code == 400
+    config = f"{sim.url}/_sim/config"
+    assert requests.put(config, json={"access_token": "x"}, timeout=5).status_code == 400
+    assert (
+        requests.put(config, json={"throughput_per_second": 5}, timeout=5).json()[
+            "throughput_per_second"
+        ]
+        == 5
+    )
+
+
+def test_slow_answers_and_unavailability(sim):
+    sim.state.faults.update({"slow_rate": 1, "slow_seconds": 0.3})
+    started = time.monotonic()
+    sim.client().send_message(TEXT)
+    assert time.monotonic() - started >= 0.3
+    sim.state.faults.update({"slow_rate": 0, "unavailable_rate": 1})
+    with pytest.raises(errors.TransientError) as info:
+        sim.client().send_message(TEXT)
+    assert (info.value.code, info.value.http_status) == (2, 503)
+
+
+# -- simulated customers -----------------------------------------------------------------------
+
+
+def test_customers_send_their_own_files_and_bad_requests_are_refused(meta):
+    server, receiver = meta
+    content = b"%PDF-1.4\n%%EOF\n"
+    said = say(
+        server,
+        type="document",
+        document={"caption": "Factura"},
+        file={
+            "content_base64": base64.b64encode(content).decode(),
+            "mime_type": "application/pdf",
+            "filename": "f.pdf",
+        },
+    ).json()
+    document = said["message"]["document"]
+    assert document["filename"] == "f.pdf" and document["caption"] == "Factura"
+    download = server.client().download_media(
+        document["id"], max_bytes=1000, expected_sha256=document["sha256"]
+    )
+    assert download.content == content
+    assert say(server, wa_id="+573001234567", text="x").status_code == 400
+    assert say(server, type="image", image={"id": "123"}).status_code == 400
+    assert say(server, type="image", image={}, file={"content_base64": "***"}).status_code == 400
+    assert say(server, nothing="here").status_code == 400
+
+
+def test_cli_flags_configure_the_simulator_process():
+    port = free_port()
+    env = gateway_env("redis://127.0.0.1:1/0", f"http://127.0.0.1:{port}")
+    proc, url = start_simulator(
+        env,
+        port,
+        None,
+        meta_rules=True,
+        faults={"latency_ms": 1},
+        extra_args=[
+            "--throughput",
+            "5",
+            "--not-on-whatsapp",
+            "573009999999",
+            "--media-url-ttl",
+            "60",
+        ],
+    )
+    try:
+        config = requests.get(f"{url}/_sim/config", timeout=5).json()
+        assert config["throughput_per_second"] == 5 and config["media_url_ttl"] == 60
+        assert config["not_on_whatsapp"] == ["573009999999"] and config["enforce_window"] is True
+        assert requests.get(f"{url}/_sim/faults", timeout=5).json()["latency_ms"] == 1
+    finally:
+        proc.stop()
