@@ -1,11 +1,20 @@
-"""Retry policy shared by the gateway's tasks."""
+"""The base task and the retry policy shared by the gateway's tasks."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import time
+
+from celery import Task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 import celeryconfig
+
+log = logging.getLogger(__name__)
 
 RETRY_BASE_DELAY = float(os.environ.get("SEND_RETRY_BASE_DELAY", 2.0))
 """Seconds of the first retry's backoff ceiling; each further attempt doubles it."""
@@ -33,3 +42,40 @@ def deferral(server_delay: float | None, retries: int) -> float:
     if server_delay is not None:
         return min(max(server_delay, 0.0), RETRY_MAX_DELAY)
     return backoff_delay(retries)
+
+
+REDIS_FAILURE_PAUSE = 1.0
+"""Seconds to wait before handing a message back after a Redis error, so a flapping Redis does
+not turn the requeue into a busy loop."""
+
+
+class GatewayTask(Task):
+    """Base of every gateway task: a Redis failure hands the message back instead of losing it.
+
+    The broker is the same Redis as the stores. When it fails mid-task, a retry would be
+    published to the Redis that just failed, and Celery drops a message whose retry cannot be
+    published (``Reject`` without requeue). Here the message is handed back instead: requeued at
+    once if Redis answers again, or redelivered after the visibility timeout if it does not.
+    Tasks are idempotent (claims and wamids are recorded), so the second run resumes the first.
+    """
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except RedisError as exc:
+            raise self._hand_back(exc) from None
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as reject:
+            if isinstance(reject.reason, (RedisError, OperationalError, OSError)):
+                raise self._hand_back(reject.reason) from None
+            raise
+
+    def _hand_back(self, exc: Exception) -> Reject:
+        log.warning(
+            "%s: Redis failed (%s); handing the message back", self.name, type(exc).__name__
+        )
+        time.sleep(REDIS_FAILURE_PAUSE)
+        return Reject(exc, requeue=True)

@@ -13,7 +13,7 @@ from app.delivery.messages import FAILED, MessageStore
 from app.delivery.sender import send_recorded_message
 from app.whatsapp.client import client_for
 from app.whatsapp.errors import GraphAPIError, ThrottledError, TransientError
-from tasks.base import MAX_ATTEMPTS, deferral
+from tasks.base import MAX_ATTEMPTS, GatewayTask, deferral
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def enqueue_send(message_id: str, priority: str) -> None:
     send_message.apply_async(args=[message_id], queue=celeryconfig.SEND_QUEUES[priority])
 
 
-@shared_task(bind=True, name="outbound.send_message", max_retries=None)
+@shared_task(bind=True, base=GatewayTask, name="outbound.send_message", max_retries=None)
 def send_message(self, message_id: str) -> str:
     """Send one recorded message; retry passing failures, record the rest on the message."""
     settings = get_settings()
