@@ -12,6 +12,8 @@ from app.config import get_settings
 from app.conversations.inbound import handle_webhook
 from app.conversations.responder import GreetingResponder
 from app.db import get_redis
+from app.ops.metrics import TimedResponder
+from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
 from tasks.outbound import enqueue_send
 
@@ -28,14 +30,16 @@ log = logging.getLogger(__name__)
 def process_webhook(payload: dict[str, Any]) -> dict[str, Any]:
     """Apply the statuses and answer the messages of one webhook delivery."""
     settings = get_settings()
-    try:
-        result = handle_webhook(
-            payload,
-            redis_client=get_redis(settings.redis_url),
-            responder=GreetingResponder(),
-            enqueue_send=enqueue_send,
-        )
-    except WebhookFormatError as exc:
-        log.warning("webhook dropped: %s", exc)
-        return {"dropped": str(exc)}
+    with observe_webhook(payload) as observed:
+        try:
+            result = handle_webhook(
+                payload,
+                redis_client=get_redis(settings.redis_url),
+                responder=TimedResponder(GreetingResponder(), action="reply"),
+                enqueue_send=enqueue_send,
+            )
+        except WebhookFormatError as exc:
+            log.warning("webhook dropped: %s", exc)
+            return {"dropped": str(exc)}
+        observed.duplicates, observed.replies = result.duplicates, result.replies
     return result.to_dict()
