@@ -137,7 +137,8 @@ class AlertRule:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:g} min"
+    """A window's length as people say it: ``20 s``, ``5 min``."""
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
 
 
 def check_send_error_rate(state: DeploymentState, t: AlertThresholds) -> Finding:
