@@ -58,12 +58,13 @@ class EventWindow:
             log.debug("window not updated: %s", type(exc).__name__)
 
     def totals(self, seconds: float, now: float | None = None) -> dict[str, float]:
-        """Sum of every field over the buckets that cover the last ``seconds`` (current one included)."""
+        """Sum of every field over the buckets that cover the last ``seconds``: at least that long,
+        at most one bucket more (the oldest bucket is counted whole)."""
         now = time.time() if now is None else now
         last = int(now // self.bucket_seconds)
-        count = max(1, int(round(seconds / self.bucket_seconds)))
+        first = int((now - seconds) // self.bucket_seconds)
         pipe = self.redis.pipeline(transaction=False)
-        for bucket in range(last - count + 1, last + 1):
+        for bucket in range(first, last + 1):
             pipe.hgetall(self._key(bucket))
         totals: dict[str, float] = {}
         for fields in pipe.execute():

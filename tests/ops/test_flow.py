@@ -7,6 +7,7 @@ its recovery, then Redis stopping; the last one reads every log the gateway's pr
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -219,7 +220,7 @@ def test_error_rate_alert_reaches_the_sink_once_per_cooldown_and_recovers(ops):
     time.sleep(3)  # a duplicate from the other evaluator would arrive within a second or two
     firings = ops.alerts("send_error_rate", "firing")
     # One notification per cooldown while the errors stayed in the window, none after recovery.
-    gaps = [b["at"] - a["at"] for a, b in zip(firings, firings[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(firings)]
     assert len(firings) >= 2 and all(gap >= COOLDOWN - 0.5 for gap in gaps)
     assert firings[-1]["at"] < resolved["at"]
     assert len(ops.alerts("send_error_rate", "resolved")) == 1
