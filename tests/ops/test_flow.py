@@ -173,7 +173,7 @@ def test_one_scrape_shows_the_flow_of_web_and_worker_processes(ops):
 
 
 def test_queue_gauge_counts_every_priority_sub_list(ops):
-    publisher = Celery("publisher")
+    publisher = Celery("publisher", set_as_current=False)  # the tests after this use their own
     publisher.config_from_object("celeryconfig")
     publisher.conf.broker_url = ops.redis.url
     for priority in (0, 0, 2, 4, 7, 9, 9):
