@@ -116,7 +116,17 @@ task_send_sent_event = False
 timezone = "UTC"
 enable_utc = True
 
-beat_schedule: dict = {}
+ALERT_CHECK_INTERVAL = _seconds("ALERT_CHECK_INTERVAL", 30)
+"""Seconds between two runs of the alert checks."""
+
+beat_schedule: dict = {
+    "alert-checks": {
+        "task": "alerts.evaluate",
+        "schedule": ALERT_CHECK_INTERVAL,
+        # A check that waited longer than one interval is stale: the next one replaces it.
+        "options": {"queue": QUEUE_ALERTS, "expires": ALERT_CHECK_INTERVAL},
+    },
+}
 # Beat keeps its schedule in memory: the default scheduler persists it with shelve, i.e. pickle.
 # Run exactly one beat per deployment; the alert checks it triggers are idempotent regardless.
 beat_scheduler = "celery.beat:Scheduler"

@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         help="re-encrypt every stored token under the first key of GATEWAY_ENCRYPTION_KEYS",
     ).set_defaults(func=_keys_rotate)
 
+    flower = commands.add_parser("flower", help="run Flower, refusing to run it without basic auth")
+    flower.add_argument("--address", default=os.environ.get("FLOWER_ADDRESS", "127.0.0.1"))
+    flower.add_argument("--port", type=int, default=int(os.environ.get("FLOWER_PORT", 5555)))
+    flower.set_defaults(func=_flower)
+
     args = parser.parse_args(argv)
     return args.func(args) or 0
 
@@ -266,6 +271,18 @@ def _keys_generate(args: argparse.Namespace) -> int:
 def _keys_rotate(args: argparse.Namespace) -> int:
     print(f"re-encrypted {_registry().rotate()} token(s) under the newest key")
     return 0
+
+
+def _flower(args: argparse.Namespace) -> int:
+    from app.ops.flower import FlowerConfigError, flower_command
+
+    try:
+        argv, env = flower_command(args.address, args.port, os.environ)
+    except FlowerConfigError as exc:
+        print(f"flower: {exc}", file=sys.stderr)
+        return 2
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached: exec replaces this process
 
 
 if __name__ == "__main__":

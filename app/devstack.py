@@ -143,11 +143,18 @@ def run_stack(demo: bool = True) -> int:
             env=env,
         )
 
+    # One multiprocess-metrics directory for every process of this host, emptied before any starts.
+    from app.ops.metrics import clean_multiproc_dir
+
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str((STATE_DIR / "metrics").resolve()))
+    clean_multiproc_dir(env["PROMETHEUS_MULTIPROC_DIR"])
+
     for name, command in read_procfile():
         manager.add_process(name, command, env=env)
 
     print(f"webhook:   http://127.0.0.1:{web_port}/webhooks/whatsapp", flush=True)
     print(f"flower:    http://127.0.0.1:{flower_port}", flush=True)
+    print(f"metrics:   http://127.0.0.1:{web_port}/metrics", flush=True)
     if simulator_url:
         print(
             f"simulator: {simulator_url}  (try: wa-gateway simulator say --url {simulator_url} Hola)",

@@ -40,3 +40,41 @@ REJECTED_MESSAGES_KEPT = 1000
 SENDING_NUMBERS = PREFIX + ":numbers"
 """Hash of sending numbers: phone number id to JSON (display number, account, encrypted token).
 No TTL: credentials stay until an operator removes them."""
+
+# --- Operations (app/ops): metrics windows, alerts, worker heartbeats -------------------------
+
+OPS_WINDOW_BUCKET = PREFIX + ":ops:window:{bucket}"
+"""Counters of one time bucket (hash: sends, errors, durations...) that every process adds to, so
+alert checks and scrape-time gauges see the whole deployment, not one process."""
+OPS_WINDOW_TTL = 3600
+"""A bucket outlives the longest window anyone reads (ALERT_WINDOW_SECONDS is capped below it)."""
+
+OPS_ACTIVE_CONVERSATIONS = PREFIX + ":ops:conversations"
+"""Sorted set: a hashed customer id scored by the time they last wrote, for the active gauge."""
+OPS_ACTIVE_CONVERSATIONS_TTL = 2 * DAY
+"""Dropped when nobody has written for longer than any activity window."""
+
+OPS_WORKER_HEARTBEATS = PREFIX + ":ops:workers"
+"""Hash: worker hostname to its last heartbeat (JSON: queues, pid, at)."""
+OPS_WORKER_HEARTBEATS_TTL = DAY
+"""A deployment whose workers all stopped long ago forgets them."""
+
+OPS_DEAD_LETTER_SAMPLES = PREFIX + ":ops:dead-letters:samples"
+"""Sorted set of (time, dead-letter size) samples the alert checks compare to see growth."""
+OPS_DEAD_LETTER_SAMPLES_TTL = DAY
+
+OPS_ALERT_FIRING = PREFIX + ":ops:alert:{name}:firing"
+"""Present while the alert is firing (value: since when); its removal announces recovery once."""
+OPS_ALERT_FIRING_TTL = DAY
+"""Refreshed at every evaluation; lapses only if evaluations stop altogether."""
+
+OPS_ALERT_COOLDOWN = PREFIX + ":ops:alert:{name}:cooldown"
+"""Taken with SET NX for the cooldown: whichever evaluator takes it sends; the others do not."""
+
+OPS_ALERT_HISTORY = PREFIX + ":ops:alerts:history"
+"""List of alert and recovery notifications (JSON), newest first, trimmed to a fixed length."""
+OPS_ALERT_HISTORY_TTL = 90 * DAY
+
+OPS_READINESS_PROBE = PREFIX + ":ops:readyz"
+"""Written by ``/readyz`` to prove the broker accepts writes (not read-only, not out of memory)."""
+OPS_READINESS_PROBE_TTL = 60

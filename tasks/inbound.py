@@ -11,6 +11,8 @@ from app.config import get_settings
 from app.conversations.inbound import handle_webhook
 from app.conversations.responder import GreetingResponder
 from app.db import get_redis
+from app.ops.metrics import TimedResponder
+from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
 from tasks.base import GatewayTask
 from tasks.outbound import enqueue_send
@@ -26,15 +28,17 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     failure or a lost worker) takes up where the first run stopped.
     """
     settings = get_settings()
-    try:
-        result = handle_webhook(
-            payload,
-            redis_client=get_redis(settings.redis_url),
-            responder=GreetingResponder(),
-            enqueue_send=enqueue_send,
-            owner=self.request.id or "",
-        )
-    except WebhookFormatError as exc:
-        log.warning("webhook dropped: %s", exc)
-        return {"dropped": str(exc)}
+    with observe_webhook(payload) as observed:
+        try:
+            result = handle_webhook(
+                payload,
+                redis_client=get_redis(settings.redis_url),
+                responder=TimedResponder(GreetingResponder(), action="reply"),
+                enqueue_send=enqueue_send,
+                owner=self.request.id or "",
+            )
+        except WebhookFormatError as exc:
+            log.warning("webhook dropped: %s", exc)
+            return {"dropped": str(exc)}
+        observed.duplicates, observed.replies = result.duplicates, result.replies
     return result.to_dict()

@@ -53,7 +53,9 @@ def stack():
     redis_server = RedisServer().start()
     sim_port, web_port = free_port(), free_port()
     # A short visibility timeout: a task cut off by the Redis restart comes back within the test.
-    env = gateway_env(redis_server.url, f"http://127.0.0.1:{sim_port}", CELERY_VISIBILITY_TIMEOUT="20")
+    env = gateway_env(
+        redis_server.url, f"http://127.0.0.1:{sim_port}", CELERY_VISIBILITY_TIMEOUT="20"
+    )
     processes = []
     try:
         simulator, simulator_url = start_simulator(

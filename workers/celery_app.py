@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound"])
+app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound", "tasks.alerts"])
 app.config_from_object("celeryconfig")
 app.set_default()
 
+import workers.observability  # noqa: E402,F401  (logs, metrics and heartbeats)
 import workers.process  # noqa: E402,F401  (connects the per-process signal handlers)

@@ -33,6 +33,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+
+    from app.web import alerts, metrics
+
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(alerts.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 import celeryconfig
 from app import keys
 from app.config import Settings
+from app.ops import metrics
 from app.web import error_response
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
 from tasks.inbound import process_webhook
@@ -65,6 +66,7 @@ def receive():
     body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
     if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.webhook_secrets):
         log.warning("webhook with a missing or invalid signature refused")
+        metrics.record_signature_failure()
         return error_response(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing or invalid")
     if settings.webhook_max_age and not _fresh(request.headers.get(TIMESTAMP_HEADER), settings):
         return error_response(

@@ -43,4 +43,7 @@ def test_backoff_is_full_jitter_under_the_cap():
 def test_server_delay_wins_but_never_past_the_cap():
     assert deferral(7, retries=5) == 7
     assert deferral(10**6, retries=0) == tasks.base.RETRY_MAX_DELAY
-    assert tasks.base.RETRY_MAX_DELAY <= workers.app.conf.broker_transport_options["visibility_timeout"] / 2
+    assert (
+        tasks.base.RETRY_MAX_DELAY
+        <= workers.app.conf.broker_transport_options["visibility_timeout"] / 2
+    )

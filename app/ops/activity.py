@@ -1,0 +1,42 @@
+"""Who is in a conversation right now: customers who wrote within Meta's service window."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import redis
+
+from app import keys
+
+ACTIVE_CONVERSATION_WINDOW = float(os.environ.get("ACTIVE_CONVERSATION_WINDOW", 24 * 3600))
+"""A conversation is active while the customer wrote within this many seconds: by default Meta's
+24-hour customer service window, in which free-form replies may be sent."""
+
+
+def customer_key(wa_id: str) -> str:
+    """A stable stand-in for a customer's number, so the activity set holds no phone numbers."""
+    return hashlib.sha256(wa_id.encode()).hexdigest()[:20]
+
+
+class ActiveConversations:
+    """Last activity per customer, as a sorted set scored by time."""
+
+    def __init__(self, redis_client: redis.Redis, window: float = ACTIVE_CONVERSATION_WINDOW):
+        self.redis = redis_client
+        self.window = window
+
+    def touch(self, wa_id: str, now: float | None = None) -> None:
+        """The customer ``wa_id`` just wrote."""
+        now = now or time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.OPS_ACTIVE_CONVERSATIONS, {customer_key(wa_id): now})
+        pipe.zremrangebyscore(keys.OPS_ACTIVE_CONVERSATIONS, "-inf", now - self.window)
+        pipe.expire(keys.OPS_ACTIVE_CONVERSATIONS, keys.OPS_ACTIVE_CONVERSATIONS_TTL)
+        pipe.execute()
+
+    def count(self, now: float | None = None) -> int:
+        """Customers who wrote within the window."""
+        now = now or time.time()
+        return int(self.redis.zcount(keys.OPS_ACTIVE_CONVERSATIONS, now - self.window, "+inf"))

@@ -1,0 +1,581 @@
+"""Alert checks over the deployment's state, sent once per cooldown through Slack, email or a
+JSON webhook, with recovery announced and a history kept in Redis.
+
+The checks read the sliding window every process writes to (``app.ops.window``), so any number
+of evaluators see the same figures. Each alert's cooldown is a Redis key taken with ``SET NX``:
+whichever evaluator takes it sends the alert, and two evaluators running at once (a second beat
+by mistake, a retried task) still send it once. While the condition lasts, the alert is sent
+again each time the cooldown lapses; when it clears, one evaluator wins the removal of the firing
+mark and announces the recovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from email.message import EmailMessage
+from typing import Protocol
+
+import redis
+import requests
+
+from app import keys
+from app.ops.state import DeploymentState
+
+log = logging.getLogger(__name__)
+
+WARNING = "warning"
+CRITICAL = "critical"
+FIRING = "firing"
+RESOLVED = "resolved"
+
+HISTORY_SIZE = 1000
+"""Alert notifications kept in Redis for ``GET /v1/alerts``; older ones are trimmed."""
+
+HANDLER_TIMEOUT = float(os.environ.get("ALERT_HANDLER_TIMEOUT", 10))
+"""Seconds a handler may take to deliver one notification before it counts as failed."""
+
+WEBHOOK_SIGNATURE_HEADER = "X-WA-Gateway-Signature"
+"""``sha256=<hex HMAC of the body>`` on generic webhook notifications when a secret is set."""
+
+
+class AlertConfigError(ValueError):
+    """An alert setting in the environment is malformed; the message names the variable."""
+
+
+# --- Thresholds --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """Every threshold of the checks; each one has an environment variable (see ``ENV_NAMES``)."""
+
+    send_error_rate: float = 0.05
+    min_send_attempts: int = 20
+    processing_seconds: float = 5.0
+    ai_response_seconds: float = 5.0
+    min_duration_samples: int = 5
+    queue_size: int = 1000
+    signature_failures: int = 10
+    dead_letter_growth: int = 1
+    heartbeat_timeout: float = 90.0
+    cooldown_seconds: float = 900.0
+    window_seconds: float = 300.0
+    worker_queues: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
+        """Thresholds from the environment, defaults for what it does not set."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_NAMES[f.name], "").strip()
+            if not raw:
+                continue
+            if f.name == "worker_queues":
+                values[f.name] = tuple(q.strip() for q in raw.split(",") if q.strip())
+                continue
+            kind = int if f.type in ("int", int) else float
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise AlertConfigError(f"{ENV_NAMES[f.name]} must be a number") from None
+            if value < 0:
+                raise AlertConfigError(f"{ENV_NAMES[f.name]} must not be negative")
+            values[f.name] = value
+        return cls(**values)
+
+
+ENV_NAMES = {
+    "send_error_rate": "ALERT_SEND_ERROR_RATE",
+    "min_send_attempts": "ALERT_MIN_SEND_ATTEMPTS",
+    "processing_seconds": "ALERT_PROCESSING_SECONDS",
+    "ai_response_seconds": "ALERT_AI_RESPONSE_SECONDS",
+    "min_duration_samples": "ALERT_MIN_DURATION_SAMPLES",
+    "queue_size": "ALERT_QUEUE_SIZE",
+    "signature_failures": "ALERT_SIGNATURE_FAILURES",
+    "dead_letter_growth": "ALERT_DEAD_LETTER_GROWTH",
+    "heartbeat_timeout": "ALERT_HEARTBEAT_TIMEOUT",
+    "cooldown_seconds": "ALERT_COOLDOWN_SECONDS",
+    "window_seconds": "ALERT_WINDOW_SECONDS",
+    "worker_queues": "ALERT_WORKER_QUEUES",
+}
+"""The environment variable of each threshold."""
+
+
+# --- Checks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found: whether it fires, and a sentence an operator can act on."""
+
+    firing: bool
+    summary: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A named check with its level."""
+
+    name: str
+    level: str
+    title: str
+    check: Callable[[DeploymentState, AlertThresholds], Finding]
+
+
+def _minutes(seconds: float) -> str:
+    """A window's length as people say it: ``20 s``, ``5 min``."""
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
+def check_send_error_rate(state: DeploymentState, t: AlertThresholds) -> Finding:
+    rate, attempts = state.send_error_rate, state.send_attempts
+    if rate is None or attempts < t.min_send_attempts:
+        return Finding(
+            False,
+            f"{attempts:g} send attempts in the window, too few to judge",
+            rate,
+            t.send_error_rate,
+        )
+    return Finding(
+        rate > t.send_error_rate,
+        f"{rate:.1%} of {attempts:g} Graph API send attempts failed in the last "
+        f"{_minutes(state.window_seconds)} (threshold {t.send_error_rate:.1%})",
+        rate,
+        t.send_error_rate,
+    )
+
+
+def _check_average(
+    label: str,
+    average: float | None,
+    samples: float,
+    limit: float,
+    t: AlertThresholds,
+    state: DeploymentState,
+) -> Finding:
+    if average is None or samples < t.min_duration_samples:
+        return Finding(
+            False, f"{samples:g} {label} samples in the window, too few to judge", average, limit
+        )
+    return Finding(
+        average > limit,
+        f"average {label} time {average:.2f}s over {samples:g} samples in the last "
+        f"{_minutes(state.window_seconds)} (threshold {limit:g}s)",
+        average,
+        limit,
+    )
+
+
+def check_processing_time(state: DeploymentState, t: AlertThresholds) -> Finding:
+    return _check_average(
+        "message processing",
+        state.processing_average,
+        state.total("processing_count"),
+        t.processing_seconds,
+        t,
+        state,
+    )
+
+
+def check_ai_response_time(state: DeploymentState, t: AlertThresholds) -> Finding:
+    return _check_average(
+        "AI response",
+        state.ai_response_average,
+        state.total("ai_count"),
+        t.ai_response_seconds,
+        t,
+        state,
+    )
+
+
+def check_queue_backlog(state: DeploymentState, t: AlertThresholds) -> Finding:
+    over = {q: n for q, n in state.queue_sizes.items() if n > t.queue_size}
+    largest = max(state.queue_sizes.values(), default=0)
+    if not over:
+        return Finding(False, f"largest queue holds {largest} tasks", largest, t.queue_size)
+    listed = ", ".join(f"{q}={n}" for q, n in sorted(over.items()))
+    return Finding(True, f"queues above {t.queue_size} tasks: {listed}", largest, t.queue_size)
+
+
+def check_signature_failures(state: DeploymentState, t: AlertThresholds) -> Finding:
+    failures = state.total("signature_failures")
+    return Finding(
+        failures > t.signature_failures,
+        f"{failures:g} webhooks with a bad signature in the last {_minutes(state.window_seconds)} "
+        f"(threshold {t.signature_failures}): a wrong app secret, or someone probing the endpoint",
+        failures,
+        t.signature_failures,
+    )
+
+
+def check_dead_letters_growing(state: DeploymentState, t: AlertThresholds) -> Finding:
+    if state.dead_letters is None or state.dead_letters_growth is None:
+        return Finding(False, "no dead-letter store in this deployment")
+    growth = state.dead_letters_growth
+    return Finding(
+        growth >= t.dead_letter_growth and growth > 0,
+        f"dead-letter store grew by {growth} to {state.dead_letters} in the last "
+        f"{_minutes(state.window_seconds)}",
+        growth,
+        t.dead_letter_growth,
+    )
+
+
+def check_worker_heartbeat(state: DeploymentState, t: AlertThresholds) -> Finding:
+    queues = t.worker_queues or tuple(state.heartbeat_ages)
+    silent = [
+        q
+        for q in queues
+        if (age := state.heartbeat_ages.get(q)) is None or age > t.heartbeat_timeout
+    ]
+    if not silent:
+        return Finding(False, "every queue has a live worker")
+    return Finding(
+        True,
+        f"no worker heartbeat within {t.heartbeat_timeout:g}s for queues: {', '.join(silent)}",
+        len(silent),
+        t.heartbeat_timeout,
+    )
+
+
+RULES: tuple[AlertRule, ...] = (
+    AlertRule("send_error_rate", CRITICAL, "Send error rate high", check_send_error_rate),
+    AlertRule("processing_time", WARNING, "Message processing slow", check_processing_time),
+    AlertRule("ai_response_time", WARNING, "AI responses slow", check_ai_response_time),
+    AlertRule("queue_backlog", WARNING, "Queue backlog", check_queue_backlog),
+    AlertRule(
+        "signature_failures", WARNING, "Webhook signature failures", check_signature_failures
+    ),
+    AlertRule(
+        "dead_letters_growing", WARNING, "Dead-letter store growing", check_dead_letters_growing
+    ),
+    AlertRule("worker_heartbeat", CRITICAL, "No worker heartbeat", check_worker_heartbeat),
+)
+"""Every check, in the order they are evaluated."""
+
+ALERT_NAMES = tuple(rule.name for rule in RULES)
+
+
+# --- Notifications -----------------------------------------------------------------------------
+
+
+@dataclass
+class AlertEvent:
+    """One notification: an alert firing, or its recovery."""
+
+    name: str
+    level: str
+    status: str
+    title: str
+    summary: str
+    value: float | None
+    threshold: float | None
+    at: float
+    deployment: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def headline(self) -> str:
+        if self.status == RESOLVED:
+            return f"[{self.deployment}] RESOLVED {self.title}"
+        return f"[{self.deployment}] {self.level.upper()} {self.title}"
+
+
+class AlertHandler(Protocol):
+    """Delivers notifications somewhere; raises when it could not."""
+
+    name: str
+
+    def send(self, event: AlertEvent) -> None: ...
+
+
+class SlackHandler:
+    """A Slack incoming webhook. Its URL is a secret: it is never logged."""
+
+    name = "slack"
+
+    def __init__(self, webhook_url: str, session: requests.Session | None = None):
+        self._url = webhook_url
+        self.session = session or requests.Session()
+
+    def send(self, event: AlertEvent) -> None:
+        icon = ":white_check_mark:" if event.status == RESOLVED else ":rotating_light:"
+        text = f"{icon} *{event.headline}*\n{event.summary}"
+        response = self.session.post(self._url, json={"text": text}, timeout=HANDLER_TIMEOUT)
+        if response.status_code >= 300:
+            raise RuntimeError(f"Slack answered HTTP {response.status_code}")
+
+
+class WebhookHandler:
+    """POSTs the event as JSON; signs the body with HMAC-SHA256 when a secret is configured."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, secret: str = "", session: requests.Session | None = None):
+        self._url = url
+        self._secret = secret
+        self.session = session or requests.Session()
+
+    def send(self, event: AlertEvent) -> None:
+        body = json.dumps(event.to_dict(), separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._secret:
+            digest = hmac.new(self._secret.encode(), body, hashlib.sha256).hexdigest()
+            headers[WEBHOOK_SIGNATURE_HEADER] = f"sha256={digest}"
+        response = self.session.post(self._url, data=body, headers=headers, timeout=HANDLER_TIMEOUT)
+        if response.status_code >= 300:
+            raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")
+
+
+class EmailHandler:
+    """Email over SMTP: STARTTLS (default), implicit TLS or plain, with optional login."""
+
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        recipients: Sequence[str],
+        *,
+        port: int = 587,
+        sender: str = "",
+        username: str = "",
+        password: str = "",
+        security: str = "starttls",
+    ):
+        if security not in ("starttls", "ssl", "none"):
+            raise AlertConfigError("ALERT_SMTP_SECURITY must be starttls, ssl or none")
+        self.host, self.port, self.recipients = host, port, list(recipients)
+        self.sender = sender or f"wa-gateway@{socket.getfqdn()}"
+        self._username, self._password, self.security = username, password, security
+
+    def send(self, event: AlertEvent) -> None:
+        message = EmailMessage()
+        message["Subject"] = event.headline
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.recipients)
+        message.set_content(
+            f"{event.summary}\n\nalert: {event.name}\nlevel: {event.level}\nstatus: {event.status}\n"
+            f"value: {event.value}\nthreshold: {event.threshold}\n"
+            f"at: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(event.at))}\n"
+        )
+        context = ssl.create_default_context()
+        smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
+        kwargs = {"context": context} if self.security == "ssl" else {}
+        with smtp_class(self.host, self.port, timeout=HANDLER_TIMEOUT, **kwargs) as smtp:
+            if self.security == "starttls":
+                smtp.starttls(context=context)
+            if self._username:
+                smtp.login(self._username, self._password)
+            smtp.send_message(message)
+
+
+def handlers_from_env(environ: Mapping[str, str] | None = None) -> list[AlertHandler]:
+    """The handlers the environment configures (any of Slack, webhook, email; possibly none)."""
+    env = os.environ if environ is None else environ
+    handlers: list[AlertHandler] = []
+    if env.get("ALERT_SLACK_WEBHOOK_URL"):
+        handlers.append(SlackHandler(env["ALERT_SLACK_WEBHOOK_URL"]))
+    if env.get("ALERT_WEBHOOK_URL"):
+        handlers.append(
+            WebhookHandler(env["ALERT_WEBHOOK_URL"], env.get("ALERT_WEBHOOK_SECRET", ""))
+        )
+    if env.get("ALERT_EMAIL_TO"):
+        if not env.get("ALERT_SMTP_HOST"):
+            raise AlertConfigError("ALERT_EMAIL_TO is set but ALERT_SMTP_HOST is missing")
+        try:
+            port = int(env.get("ALERT_SMTP_PORT") or 587)
+        except ValueError:
+            raise AlertConfigError("ALERT_SMTP_PORT must be a port number") from None
+        handlers.append(
+            EmailHandler(
+                env["ALERT_SMTP_HOST"],
+                [r.strip() for r in env["ALERT_EMAIL_TO"].split(",") if r.strip()],
+                port=port,
+                sender=env.get("ALERT_EMAIL_FROM", ""),
+                username=env.get("ALERT_SMTP_USER", ""),
+                password=env.get("ALERT_SMTP_PASSWORD", ""),
+                security=env.get("ALERT_SMTP_SECURITY", "starttls"),
+            )
+        )
+    return handlers
+
+
+def deployment_name(environ: Mapping[str, str] | None = None) -> str:
+    """How notifications name this deployment: ``ALERT_DEPLOYMENT_NAME``, else the host name."""
+    env = os.environ if environ is None else environ
+    return env.get("ALERT_DEPLOYMENT_NAME") or socket.gethostname()
+
+
+# --- History and evaluation --------------------------------------------------------------------
+
+
+class AlertHistory:
+    """Sent notifications, newest first, trimmed to :data:`HISTORY_SIZE`."""
+
+    def __init__(self, redis_client: redis.Redis, size: int = HISTORY_SIZE):
+        self.redis = redis_client
+        self.size = size
+
+    def add(self, event: AlertEvent) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(keys.OPS_ALERT_HISTORY, json.dumps(event.to_dict()))
+        pipe.ltrim(keys.OPS_ALERT_HISTORY, 0, self.size - 1)
+        pipe.expire(keys.OPS_ALERT_HISTORY, keys.OPS_ALERT_HISTORY_TTL)
+        pipe.execute()
+
+    def recent(self, limit: int = 100) -> list[dict]:
+        return [json.loads(e) for e in self.redis.lrange(keys.OPS_ALERT_HISTORY, 0, limit - 1)]
+
+    def firing(self) -> list[dict]:
+        """The alerts firing now, with when they started."""
+        pipe = self.redis.pipeline(transaction=False)
+        for rule in RULES:
+            pipe.get(keys.OPS_ALERT_FIRING.format(name=rule.name))
+        return [
+            {"name": rule.name, "level": rule.level, "title": rule.title, "since": float(since)}
+            for rule, since in zip(RULES, pipe.execute(), strict=True)
+            if since is not None
+        ]
+
+
+def dead_letter_growth(redis_client: redis.Redis, size: int, window: float, now: float) -> int:
+    """Record a sample of the dead-letter size; return how much it grew over ``window``."""
+    key = keys.OPS_DEAD_LETTER_SAMPLES
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.zadd(key, {f"{now:.3f}:{size}": now})
+    pipe.zremrangebyscore(key, "-inf", now - 2 * window)
+    pipe.expire(key, keys.OPS_DEAD_LETTER_SAMPLES_TTL)
+    pipe.zrangebyscore(key, now - window, "+inf", start=0, num=1)
+    oldest = pipe.execute()[-1]
+    first = int(oldest[0].rsplit(":", 1)[1]) if oldest else size
+    return size - first
+
+
+class AlertEvaluator:
+    """Runs the checks against a state and notifies what changed."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        thresholds: AlertThresholds,
+        handlers: Sequence[AlertHandler],
+        *,
+        rules: Sequence[AlertRule] = RULES,
+        deployment: str | None = None,
+    ):
+        self.redis = redis_client
+        self.thresholds = thresholds
+        self.handlers = list(handlers)
+        self.rules = list(rules)
+        self.deployment = deployment or deployment_name()
+        self.history = AlertHistory(redis_client)
+
+    def evaluate(self, state: DeploymentState) -> list[AlertEvent]:
+        """Check every rule; notify new alerts (once per cooldown) and recoveries. Returns what was sent."""
+        if state.dead_letters is not None:
+            state.dead_letters_growth = dead_letter_growth(
+                self.redis, state.dead_letters, state.window_seconds, state.at
+            )
+        sent = []
+        for rule in self.rules:
+            try:
+                finding = rule.check(state, self.thresholds)
+            except Exception:  # noqa: BLE001 - one broken check must not silence the others
+                log.exception("alert check %s failed", rule.name)
+                continue
+            event = (
+                self._fire(rule, finding, state.at)
+                if finding.firing
+                else self._resolve(rule, finding, state.at)
+            )
+            if event is not None:
+                self.dispatch(event)
+                sent.append(event)
+        return sent
+
+    def _event(self, rule: AlertRule, finding: Finding, status: str, now: float) -> AlertEvent:
+        return AlertEvent(
+            name=rule.name,
+            level=rule.level,
+            status=status,
+            title=rule.title,
+            summary=finding.summary,
+            value=finding.value,
+            threshold=finding.threshold,
+            at=now,
+            deployment=self.deployment,
+        )
+
+    def _fire(self, rule: AlertRule, finding: Finding, now: float) -> AlertEvent | None:
+        firing_key = keys.OPS_ALERT_FIRING.format(name=rule.name)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(firing_key, now, nx=True, ex=keys.OPS_ALERT_FIRING_TTL)
+        pipe.expire(firing_key, keys.OPS_ALERT_FIRING_TTL)
+        pipe.execute()
+        cooldown = max(1, int(round(self.thresholds.cooldown_seconds)))
+        won = self.redis.set(
+            keys.OPS_ALERT_COOLDOWN.format(name=rule.name), now, nx=True, ex=cooldown
+        )
+        return self._event(rule, finding, FIRING, now) if won else None
+
+    def _resolve(self, rule: AlertRule, finding: Finding, now: float) -> AlertEvent | None:
+        # GETDEL: of several evaluators seeing the recovery, exactly one gets the firing mark.
+        if self.redis.getdel(keys.OPS_ALERT_FIRING.format(name=rule.name)) is None:
+            return None
+        self.redis.delete(
+            keys.OPS_ALERT_COOLDOWN.format(name=rule.name)
+        )  # a relapse alerts at once
+        return self._event(rule, finding, RESOLVED, now)
+
+    def dispatch(self, event: AlertEvent) -> None:
+        """Send ``event`` through every handler; one failing never stops the others."""
+        level = logging.INFO if event.status == RESOLVED else logging.WARNING
+        log.log(
+            level,
+            "alert %s %s: %s",
+            event.name,
+            event.status,
+            event.summary,
+            extra={"alert": event.name},
+        )
+        for handler in self.handlers:
+            try:
+                handler.send(event)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is logged and skipped
+                log.error(
+                    "alert handler %s failed to deliver %s: %s",
+                    handler.name,
+                    event.name,
+                    _describe(exc),
+                )
+                event.failed.append(handler.name)
+            else:
+                event.delivered.append(handler.name)
+        self.history.add(event)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception without its arguments where those may hold a URL (and a Slack secret)."""
+    if isinstance(exc, requests.RequestException):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,91 @@
+"""What the task code calls to be observed: one call per outcome, metrics and log ids together.
+
+Kept apart from the tasks so that they stay thin, and from :mod:`app.ops.metrics` so that the
+metric definitions stay a plain list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from app.ops import metrics
+from app.ops.logging import log_context
+from app.whatsapp import errors
+from app.whatsapp.webhook import WebhookFormatError, parse_webhook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebhookObservation:
+    """One inbound delivery being processed: set ``duplicates`` and ``replies`` when known."""
+
+    messages: list[tuple[str, str, str]]  # (wamid, type, wa_id)
+    kind: str
+    duplicates: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def observe_webhook(payload: dict[str, Any]) -> Iterator[WebhookObservation]:
+    """Bind the delivery's wamids to the logs, time it, and count its new messages by type.
+
+    A message the worker had already handled (listed in ``duplicates``) is not counted again.
+    """
+    try:
+        event = parse_webhook(payload)
+        messages = [(m.id, m.type, m.from_) for m in event.messages]
+    except WebhookFormatError:
+        messages = []
+    kind = messages[0][1] if messages else "status"
+    observation = WebhookObservation(messages=messages, kind=kind)
+    started = time.perf_counter()
+    with log_context(wamid=",".join(m[0] for m in messages) or None):
+        try:
+            yield observation
+        finally:
+            metrics.observe_processing(kind, time.perf_counter() - started)
+        for wamid, message_type, wa_id in messages:
+            if wamid not in observation.duplicates:
+                metrics.record_received(message_type)
+                metrics.record_conversation_activity(wa_id)
+        if messages:
+            log.info(
+                "webhook processed: %d messages, replies %s",
+                len(messages),
+                observation.replies,
+                extra={"reply_message_ids": observation.replies},
+            )
+
+
+def message_type(redis_client: Any, message_key: str) -> str | None:
+    """The Cloud API type of a recorded outbound message (``text``, ``template``...), if known."""
+    try:
+        payload = redis_client.hget(message_key, "payload")
+        return json.loads(payload).get("type") if payload else None
+    except (RedisError, OSError, ValueError):
+        return None
+
+
+def send_succeeded(store: Any, message_id: str) -> None:
+    """Meta accepted the message ``message_id``."""
+    metrics.record_sent(message_type(store.redis, store.key(message_id)), "sent")
+
+
+def send_failed(store: Any, message_id: str, exc: errors.GraphAPIError, *, gave_up: bool) -> None:
+    """A Graph call for ``message_id`` failed; ``gave_up`` when no retry follows."""
+    metrics.record_graph_error(exc)
+    if gave_up:
+        metrics.record_sent(message_type(store.redis, store.key(message_id)), "failed")
+        return
+    metrics.record_retry(metrics.retry_reason(exc))
+    if isinstance(exc, errors.ThrottledError):
+        metrics.record_rate_limit_deferral()

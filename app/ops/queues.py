@@ -1,0 +1,46 @@
+"""The real depth of the broker's queues in Redis.
+
+Kombu's Redis transport keeps one list per queue *and priority step*: a task published with a
+priority lands in ``queue + SEPARATOR + step``. Exporters that read ``LLEN queue`` alone miss
+every prioritised task; :func:`queue_depths` counts them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import redis
+
+KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
+"""Kombu's ``Channel.sep`` for the Redis transport (a test checks it against kombu)."""
+
+KOMBU_PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)
+"""Kombu's default ``priority_steps``; step 0 is the plain queue name."""
+
+KOMBU_UNACKED_KEY = "unacked"
+"""Kombu's hash of delivered but not yet acknowledged messages (``unacked_key``)."""
+
+
+def priority_lists(queue: str, steps: Sequence[int] = KOMBU_PRIORITY_STEPS) -> list[str]:
+    """Every Redis list that holds ``queue``'s tasks, one per priority step."""
+    return [f"{queue}{KOMBU_PRIORITY_SEPARATOR}{step}" if step else queue for step in steps]
+
+
+def queue_depths(
+    redis_client: redis.Redis,
+    queues: Iterable[str],
+    steps: Sequence[int] = KOMBU_PRIORITY_STEPS,
+) -> dict[str, int]:
+    """Tasks waiting in each queue, priority sub-lists included, read in one round trip."""
+    queues = list(queues)
+    pipe = redis_client.pipeline(transaction=False)
+    for queue in queues:
+        for name in priority_lists(queue, steps):
+            pipe.llen(name)
+    lengths = iter(pipe.execute())
+    return {queue: sum(next(lengths) for _ in steps) for queue in queues}
+
+
+def unacked_count(redis_client: redis.Redis) -> int:
+    """Tasks handed to a worker and not yet acknowledged (running, or lost with their worker)."""
+    return int(redis_client.hlen(KOMBU_UNACKED_KEY))

@@ -1,0 +1,36 @@
+"""Gunicorn settings for the web process; gunicorn reads ``./gunicorn.conf.py`` by default, so the
+Procfile's command and any other invocation from the project root pick these up."""
+
+from __future__ import annotations
+
+import os
+
+_level = os.environ.get("LOG_LEVEL", "INFO").upper()
+
+# The gateway's formatter (JSON by default, redacted) for the app's logs and gunicorn's own.
+# No access log: a subscription check's query string carries the verify token.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"gateway": {"()": "app.ops.logging.formatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "gateway",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": _level, "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
+
+
+def child_exit(server, worker) -> None:
+    """A web worker exited: drop its live gauges from the multiprocess metrics."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, directory)
