@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
@@ -39,8 +39,11 @@ class TaskPublisher:
         self.redis = redis_client
         self._mark_and_push = redis_client.register_script(_MARK_AND_PUSH)
 
-    def message(self, task_name: str, args: list[Any], queue: str, argsrepr: str) -> str:
-        """The JSON envelope kombu's Redis transport would push for this task."""
+    def message(
+        self, task_name: str, args: list[Any], queue: str, argsrepr: str
+    ) -> tuple[str, Any]:
+        """The JSON envelope kombu's Redis transport would push for this task, and Celery's
+        task message it was built from."""
         task_id = str(uuid.uuid4())
         task_message = self.celery_app.amqp.create_task_message(
             task_id,
@@ -68,7 +71,7 @@ class TaskPublisher:
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
-        return json.dumps(envelope)
+        return json.dumps(envelope), task_message
 
     def publish_once(
         self,
@@ -81,5 +84,18 @@ class TaskPublisher:
         argsrepr: str,
     ) -> bool:
         """Queue the task unless ``dedup_key`` is already marked; True if it was queued."""
-        message = self.message(task_name, args, queue, argsrepr)
-        return bool(self._mark_and_push(keys=[dedup_key, queue], args=[dedup_ttl, message]))
+        message, task_message = self.message(task_name, args, queue, argsrepr)
+        queued = bool(self._mark_and_push(keys=[dedup_key, queue], args=[dedup_ttl, message]))
+        if queued:
+            # The signal apply_async sends, so observers of published tasks see these too.
+            signals.after_task_publish.send(
+                sender=task_name,
+                body=task_message.body,
+                exchange="",
+                routing_key=queue,
+                headers=task_message.headers,
+                properties=task_message.properties,
+                declare=[],
+                retry_policy=None,
+            )
+        return queued
