@@ -43,6 +43,24 @@ class GatewayConsumer(Consumer):
         conn.ensure_connection = ensure_connection
         return super().ensure_connected(conn)
 
+    def on_connection_error_after_connected(self, exc):
+        # Closing the lost connection makes kombu restore unacknowledged messages through a
+        # client it can no longer build (AttributeError on the released connection), which Celery
+        # does not expect and which kills the worker. The messages stay in Redis's unacked set
+        # and come back after the visibility timeout, so the worker carries on instead.
+        connection = self.connection
+        if connection is not None:
+            close = connection.close
+
+            def close_despite_lost_client():
+                try:
+                    close()
+                except AttributeError:
+                    log.warning("broker connection closed without restoring unacked messages")
+
+            connection.close = close_despite_lost_client
+        return super().on_connection_error_after_connected(exc)
+
     def on_decode_error(self, message, exc):
         _record(message, f"undecodable: {type(exc).__name__}")
         return super().on_decode_error(message, exc)
