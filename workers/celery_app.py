@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound"])
+app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound", "tasks.context"])
 app.config_from_object("celeryconfig")
 app.set_default()
 
