@@ -44,12 +44,14 @@ _LANGUAGE_MARKERS = {
     "es": frozenset(
         """hola que como cuanto cuanta cuesta precio pedido donde cuando gracias por favor quiero
         necesito tienen tiene hay envio horario esta estan para con los las el la una un es mi
-        buenos buenas dias tardes noches si no y de del persona humano ayuda puedo puedes""".split()
+        buenos buenas dias tardes noches si y de del persona humano ayuda puedo puedes dime algo
+        saber sobre esto eso tengo hola nada bien vale claro tambien pero muy""".split()
     ),
     "en": frozenset(
         """hi hello hey what how much price order where when thanks thank please want need do does
         have has shipping hours is are the a an my for with you your can could yes no and of
-        person human help morning evening""".split()
+        person human help morning evening tell something i it this that know about would like
+        get there any just thanks good great okay but very""".split()
     ),
 }
 
