@@ -142,14 +142,23 @@ def record_turn(
         products=turn.products,
         choice_id=turn.choice_id,
     )
-    if turn.expects_reply and wants_human(turn.text):
-        _, started = HandoffStore(redis_client).start(
+    if not turn.expects_reply:
+        return recorded
+    handoffs = HandoffStore(redis_client)
+    if wants_human(turn.text):
+        handoff, started = handoffs.start(
             turn.phone_number_id, turn.wa_id, by=BY_CUSTOMER, message_id=turn.id
         )
         if started:
             log.info("conversation %s handed to a person at the customer's request", turn.wa_id)
-    if turn.expects_reply:
-        enqueue_answer(turn.to_dict())
+    else:
+        handoff = handoffs.get(turn.phone_number_id, turn.wa_id)
+    # Decided now, not when answering: a message that arrived while a person had the
+    # conversation stays theirs even if the handoff ends before the answer step runs.
+    if handoff is not None and handoff.message_id != turn.id:
+        log.info("conversation %s is with a person: %s not answered", turn.wa_id, turn.id)
+        return recorded
+    enqueue_answer(turn.to_dict())
     return recorded
 
 

@@ -214,3 +214,14 @@ def test_an_operator_handoff_silences_replies_until_it_ends(stack):
     (reply,) = wait_for(lambda: stack.replies_to(loud_id), timeout=60)
     assert "Hola" in reply["text"]["body"]
     assert stack.replies_to(quiet_id) == []
+
+
+def test_the_run_command_demo_answers_its_follow_up_in_context(stack, capsys):
+    from app.devstack import play_demo
+
+    assert play_demo(stack.web_url, stack.simulator_url, timeout=90)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "gateway replies" in line]
+    assert len(lines) == 3
+    assert "Hola Ana" in lines[0]
+    assert "La camiseta roja cuesta 25 USD" in lines[1]
+    assert "La camiseta roja llega en 1 a 2 días hábiles" in lines[2]
