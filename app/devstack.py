@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import requests
-from honcho.manager import Manager
 
 STATE_DIR = Path(".wa-gateway")
 """Local state of the embedded sandbox: Redis's data and the sandbox credentials."""
@@ -75,6 +74,8 @@ def sandbox_credentials() -> dict[str, str]:
 
 def run_stack(demo: bool = True) -> int:
     """Start the processes and block until Ctrl-C (or one of them stops)."""
+    from honcho.manager import Manager  # only the run command needs it; the demo does not
+
     env = dict(os.environ)
     # The Procfile names console scripts; make this interpreter's scripts directory win.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -168,34 +169,50 @@ def run_stack(demo: bool = True) -> int:
     return manager.returncode or 0
 
 
+DEMO_CONVERSATION = (
+    "Hola",
+    "¿Cuánto cuesta la camiseta roja?",
+    "¿Y cuánto tarda el envío de esa?",
+)
+"""What the simulated customer says; the last question only makes sense with the one before."""
+
+
 def play_demo(web_url: str, simulator_url: str, timeout: float = 60.0) -> bool:
-    """A simulated customer says "Hola"; print the conversation as the simulator sees it."""
+    """A simulated customer has a short conversation; print it as the simulator sees it. The
+    follow-up question is answered about the product asked for before: the context at work."""
     deadline = time.monotonic() + timeout
     while not (_up(f"{web_url}/healthz") and _up(f"{simulator_url}/_sim/health")):
         if time.monotonic() > deadline:
             print("[demo] the gateway did not come up in time", flush=True)
             return False
         time.sleep(0.5)
-    said = requests.post(
-        f"{simulator_url}/_sim/customers/{DEMO_CUSTOMER}/messages",
-        json={"text": "Hola", "name": DEMO_NAME},
-        timeout=15,
-    ).json()
-    print(
-        f"[demo] {DEMO_NAME} ({DEMO_CUSTOMER}) says: Hola   -> webhook answered "
-        f"{said.get('gateway_status')}",
-        flush=True,
-    )
+    for text in DEMO_CONVERSATION:
+        said = requests.post(
+            f"{simulator_url}/_sim/customers/{DEMO_CUSTOMER}/messages",
+            json={"text": text, "name": DEMO_NAME},
+            timeout=15,
+        ).json()
+        print(
+            f"[demo] {DEMO_NAME} ({DEMO_CUSTOMER}) says: {text}   -> webhook answered "
+            f"{said.get('gateway_status')}",
+            flush=True,
+        )
+        reply = _wait_for_reply(simulator_url, said.get("wamid"), deadline)
+        if reply is None:
+            print("[demo] no reply yet: see the worker logs and Flower", flush=True)
+            return False
+        print(f"[demo] gateway replies to {reply['to']}: {reply['text']['body']}", flush=True)
+    return True
+
+
+def _wait_for_reply(simulator_url: str, wamid: str | None, deadline: float) -> dict | None:
     while time.monotonic() < deadline:
         sent = requests.get(f"{simulator_url}/_sim/messages", timeout=5).json()["messages"]
         for item in sent:
-            body = item["body"]
-            if body.get("context", {}).get("message_id") == said.get("wamid"):
-                print(f"[demo] gateway replies to {body['to']}: {body['text']['body']}", flush=True)
-                return True
+            if item["body"].get("context", {}).get("message_id") == wamid:
+                return item["body"]
         time.sleep(0.5)
-    print("[demo] no reply yet: see the worker logs and Flower", flush=True)
-    return False
+    return None
 
 
 def _up(url: str) -> bool:

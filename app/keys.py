@@ -78,3 +78,32 @@ OPS_ALERT_HISTORY_TTL = 90 * DAY
 OPS_READINESS_PROBE = PREFIX + ":ops:readyz"
 """Written by ``/readyz`` to prove the broker accepts writes (not read-only, not out of memory)."""
 OPS_READINESS_PROBE_TTL = 60
+# --- Conversations ------------------------------------------------------------------------------
+
+CONVERSATION = PREFIX + ":conv:{phone_number_id}:{wa_id}"
+"""A conversation's context (JSON): recent exchanges, the historical summary, last inbound time."""
+CONVERSATION_TTL = DAY
+"""A conversation is forgotten a day after its last activity (renewed on every write): Meta's
+customer-service window is 24 hours, and context older than that misleads more than it helps."""
+
+PROFILE = PREFIX + ":profile:{phone_number_id}:{wa_id}"
+"""A customer's profile (JSON): message count, last interaction, preference, interests, ratings."""
+PROFILE_TTL = 180 * DAY
+"""Profiles outlive conversations so a returning customer is known; forgotten after six months
+of silence, so the gateway does not keep personal data indefinitely."""
+
+HANDOFF = PREFIX + ":handoff:{phone_number_id}:{wa_id}"
+"""A conversation handed to a person (JSON): auto-replies stop while this key exists."""
+HANDOFF_TTL = 30 * DAY
+"""A handoff lasts until an operator ends it; one forgotten for a month ends by itself so the
+customer is not left unanswered for ever."""
+
+AI_REPLY = PREFIX + ":ai:reply:{digest}"
+"""A cached AI reply (JSON), by hash of backend, normalised input and context fingerprint."""
+AI_REPLY_TTL = 30 * 60
+"""Answers go stale as prices and stock change; half an hour still absorbs bursts of the same
+question."""
+
+AI_STATS = PREFIX + ":ai:stats"
+"""Hash of counters across every worker: cache ``hits`` and ``misses``, responder ``timeouts``
+and ``errors`` (each one answered with the fallback reply). No TTL: counters are cumulative."""

@@ -62,7 +62,7 @@ class GatewayTask(Task):
     def __call__(self, *args, **kwargs):
         try:
             return super().__call__(*args, **kwargs)
-        except RedisError as exc:
+        except (RedisError, OperationalError) as exc:  # OperationalError: a publish to Redis
             raise self._hand_back(exc) from None
 
     def retry(self, *args, **kwargs):

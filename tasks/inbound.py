@@ -1,44 +1,99 @@
-"""The inbound task: one webhook delivery, as Meta sent it."""
+"""Inbound tasks: one webhook delivery as Meta sent it, and answering one customer turn."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import shared_task
 
 from app.config import get_settings
-from app.conversations.inbound import handle_webhook
-from app.conversations.responder import GreetingResponder
+from app.conversations.config import get_conversation_settings
+from app.conversations.inbound import answer_turn, handle_webhook
+from app.conversations.media import MediaFetcher
+from app.conversations.responder import ReplyService, add_response_observer, build_responder
 from app.db import get_redis
-from app.ops.metrics import TimedResponder
+from app.ops import metrics
 from app.ops.observe import observe_webhook
+from app.whatsapp.client import client_for
 from app.whatsapp.webhook import WebhookFormatError
 from tasks.base import GatewayTask
+from tasks.context import enqueue_reply, enqueue_turn
 from tasks.outbound import enqueue_send
 
 log = logging.getLogger(__name__)
 
+_services: dict[int, ReplyService] = {}
+
+
+def reply_service() -> ReplyService:
+    """This process's responder service, built on first use (after the worker forked)."""
+    service = _services.get(os.getpid())
+    if service is None:
+        settings = get_conversation_settings()
+        service = _services[os.getpid()] = ReplyService(
+            build_responder(settings),
+            redis_client=get_redis(get_settings().redis_url),
+            timeout=settings.timeout,
+            fallback_reply=settings.fallback_reply,
+            cache_ttl=settings.cache_ttl,
+        )
+    return service
+
+
+def _observe_ai_response(backend: str, seconds: float, outcome: str) -> None:
+    metrics.observe_ai_response("reply" if outcome == "ok" else "fallback", seconds)
+
+
+add_response_observer(_observe_ai_response)
+
+
+def enqueue_answer(turn: dict[str, Any]) -> None:
+    """Put the task that answers a recorded turn on the inbound queue."""
+    answer_turn_task.apply_async(args=[turn])
+
 
 @shared_task(bind=True, base=GatewayTask, name="inbound.process_webhook")
 def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
-    """Apply the statuses and answer the messages of one webhook delivery.
+    """Apply the statuses and pass on the messages of one webhook delivery.
 
     Claims are keyed by this task's id, so a redelivery of this same message (after a Redis
     failure or a lost worker) takes up where the first run stopped.
     """
     settings = get_settings()
+    client = client_for(settings)
+    conversation_settings = get_conversation_settings()
+    fetch_media = MediaFetcher(
+        client, conversation_settings.media_dir, conversation_settings.media_max_bytes
+    )
     with observe_webhook(payload) as observed:
         try:
             result = handle_webhook(
                 payload,
                 redis_client=get_redis(settings.redis_url),
-                responder=TimedResponder(GreetingResponder(), action="reply"),
-                enqueue_send=enqueue_send,
+                enqueue_turn=enqueue_turn,
+                mark_read=lambda message_id, typing: client.mark_read(
+                    message_id, typing_indicator=typing
+                ),
+                fetch_media=fetch_media,
                 owner=self.request.id or "",
             )
         except WebhookFormatError as exc:
             log.warning("webhook dropped: %s", exc)
             return {"dropped": str(exc)}
-        observed.duplicates, observed.replies = result.duplicates, result.replies
+        observed.duplicates, observed.replies = result.duplicates, result.accepted
     return result.to_dict()
+
+
+@shared_task(base=GatewayTask, name="inbound.answer_turn")
+def answer_turn_task(turn: dict[str, Any]) -> str | None:
+    """Answer one recorded customer turn; the reply's message id, if any."""
+    return answer_turn(
+        turn,
+        redis_client=get_redis(get_settings().redis_url),
+        service=reply_service(),
+        enqueue_send=enqueue_send,
+        enqueue_reply=enqueue_reply,
+        context_messages=get_conversation_settings().context_messages,
+    )

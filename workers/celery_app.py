@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("wa_gateway", include=["tasks.inbound", "tasks.outbound", "tasks.alerts"])
+app = Celery(
+    "wa_gateway", include=["tasks.inbound", "tasks.context", "tasks.outbound", "tasks.alerts"]
+)
 app.config_from_object("celeryconfig")
 app.set_default()
 

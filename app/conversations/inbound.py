@@ -1,8 +1,19 @@
-"""Handling one webhook delivery: statuses update records, messages get at most one reply."""
+"""The inbound flow, one step per task, each a plain function that is safe to run twice.
+
+1. ``handle_webhook`` (inbound queue): apply statuses; for each new message (claimed once),
+   describe it, send the read receipt with the typing indicator, fetch its media, and hand the
+   turn to the context queue.
+2. ``record_turn`` (context queue): add the turn to the conversation and the profile atomically;
+   a customer asking for a person starts a handoff; then the turn goes on to be answered.
+3. ``answer_turn`` (inbound queue): rank the context, ask the responder (cache, timeout, fallback),
+   record the reply and queue it on the high-priority lane.
+4. ``record_reply`` (context queue): add the business's reply to the conversation.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,9 +22,15 @@ from typing import Any
 import redis
 
 from app import keys
-from app.conversations.responder import Inbound, Responder
+from app.conversations.context import BUSINESS, ConversationStore, Exchange
+from app.conversations.handoff import BY_CUSTOMER, HandoffStore
+from app.conversations.ranking import rank_context
+from app.conversations.responder import Inbound, ReplyService
+from app.conversations.rules import HANDOFF_REPLIES, wants_human
+from app.conversations.text import detect_language
+from app.conversations.turns import CustomerTurn, describe
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
-from app.whatsapp.webhook import Message, Status, parse_webhook
+from app.whatsapp.webhook import Status, parse_webhook
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +43,32 @@ WEBHOOK_STATUSES = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed"
 EnqueueSend = Callable[[str, str], None]
 """Puts a send task for (message_id, priority lane) on the broker."""
 
+EnqueueTurn = Callable[[dict[str, Any]], None]
+"""Puts a task for one turn (``CustomerTurn.to_dict()``) on the broker."""
+
+EnqueueReply = Callable[[dict[str, Any]], None]
+"""Puts the task that records a reply (an ``Exchange`` dict, with the conversation's ids)."""
+
+MarkRead = Callable[[str, bool], None]
+"""Marks an inbound message read; the flag asks for the typing indicator too."""
+
+FetchMedia = Callable[[CustomerTurn], CustomerTurn]
+"""Downloads and stores a turn's media, returning the turn with where it went (or why not)."""
+
 
 @dataclass
 class InboundResult:
     """What one webhook delivery led to, for logs and tests."""
 
-    replies: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    """Message ids handed to the context queue."""
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: int = 0
     statuses_ignored: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "replies": self.replies,
+            "accepted": self.accepted,
             "duplicates": self.duplicates,
             "statuses_applied": self.statuses_applied,
             "statuses_ignored": self.statuses_ignored,
@@ -54,11 +84,12 @@ def handle_webhook(
     payload: dict[str, Any],
     *,
     redis_client: redis.Redis,
-    responder: Responder,
-    enqueue_send: EnqueueSend,
+    enqueue_turn: EnqueueTurn,
+    mark_read: MarkRead | None = None,
+    fetch_media: FetchMedia | None = None,
     owner: str = "",
 ) -> InboundResult:
-    """Apply every status and answer every new message of one webhook delivery.
+    """Apply every status and pass every new message of one webhook delivery on to be recorded.
 
     ``owner`` identifies the delivery being processed (the Celery task id, which a retry or a
     redelivery keeps), so that the same delivery can take up a message it had claimed before
@@ -66,6 +97,7 @@ def handle_webhook(
     """
     event = parse_webhook(payload)
     store = MessageStore(redis_client)
+    handoffs = HandoffStore(redis_client)
     result = InboundResult()
     for status in event.statuses:
         if apply_status(store, status):
@@ -77,40 +109,154 @@ def handle_webhook(
             result.duplicates.append(message.id)
             continue
         try:
-            reply = answer(message, store=store, responder=responder, enqueue_send=enqueue_send)
+            turn = describe(message)
+            log.info("inbound %s message %s", turn.type, turn.id)
+            if mark_read is not None and turn.type not in ("reaction", "system"):
+                typing = turn.expects_reply and not handoffs.get(turn.phone_number_id, turn.wa_id)
+                send_read_receipt(mark_read, turn.id, typing)
+            if fetch_media is not None and "media" in turn.structured:
+                turn = fetch_media(turn)
+            enqueue_turn(turn.to_dict())
         except Exception:
             release(redis_client, message.id)  # let the task's retry process it again
             raise
         finish(redis_client, message.id)
-        if reply:
-            result.replies.append(reply)
+        result.accepted.append(message.id)
     return result
 
 
-def answer(
-    message: Message, *, store: MessageStore, responder: Responder, enqueue_send: EnqueueSend
+def send_read_receipt(mark_read: MarkRead, message_id: str, typing: bool) -> None:
+    """Mark the message read (and show typing); a failure costs the receipt, never the message."""
+    try:
+        mark_read(message_id, typing)
+    except Exception as exc:  # noqa: BLE001 - a receipt is a courtesy, the reply is what matters
+        log.warning("read receipt for %s not sent: %s", message_id, type(exc).__name__)
+
+
+def record_turn(
+    turn_data: dict[str, Any], *, redis_client: redis.Redis, enqueue_answer: EnqueueTurn
+) -> bool:
+    """Add the customer's turn to the conversation and profile; a request for a person starts a
+    handoff. Then hand the turn on to be answered if it expects an answer. False if it was
+    already recorded (and it is handed on again all the same: answering is idempotent)."""
+    turn = CustomerTurn.from_dict(turn_data)
+    recorded = ConversationStore(redis_client).record(
+        turn.phone_number_id,
+        turn.wa_id,
+        turn.exchange(),
+        text="" if turn.type in ("reaction", "system", "unsupported") else turn.text,
+        products=turn.products,
+        choice_id=turn.choice_id,
+    )
+    if not turn.expects_reply:
+        return recorded
+    handoffs = HandoffStore(redis_client)
+    if wants_human(turn.text):
+        handoff, started = handoffs.start(
+            turn.phone_number_id, turn.wa_id, by=BY_CUSTOMER, message_id=turn.id
+        )
+        if started:
+            log.info("conversation %s handed to a person at the customer's request", turn.wa_id)
+    else:
+        handoff = handoffs.get(turn.phone_number_id, turn.wa_id)
+    # Decided now, not when answering: a message that arrived while a person had the
+    # conversation stays theirs even if the handoff ends before the answer step runs.
+    if handoff is not None and handoff.message_id != turn.id:
+        log.info("conversation %s is with a person: %s not answered", turn.wa_id, turn.id)
+        return recorded
+    enqueue_answer(turn.to_dict())
+    return recorded
+
+
+def answer_turn(
+    turn_data: dict[str, Any],
+    *,
+    redis_client: redis.Redis,
+    service: ReplyService,
+    enqueue_send: EnqueueSend,
+    enqueue_reply: EnqueueReply,
+    context_messages: int,
 ) -> str | None:
-    """Ask the responder about ``message`` and queue its reply on the high lane; the reply id."""
-    log.info("inbound %s message %s", message.type, message.id)
-    text = message.text
-    if text is None:
-        return None
-    body = responder.reply(Inbound(wa_id=message.from_, text=text, name=message.contact_name))
-    if not body:
-        return None
-    message_id = reply_id(message.id)
+    """Ask the responder about the turn, with its ranked context, and queue the reply on the high
+    lane; the reply's message id, or None when nothing is sent (handoff, or no reply)."""
+    turn = CustomerTurn.from_dict(turn_data)
+    store = MessageStore(redis_client)
+    message_id = reply_id(turn.id)
+    existing = store.get(message_id)
+    if existing is not None:
+        # Answered before a crash: sending and recording are idempotent, so finish both.
+        enqueue_reply(_reply_record(turn, message_id, existing.payload["text"]["body"], "retry"))
+        enqueue_send(message_id, existing.priority)
+        return message_id
+    conversations = ConversationStore(redis_client)
+    profile = conversations.profile(turn.phone_number_id, turn.wa_id)
+    language = detect_language(turn.text, default=profile.language if profile else None)
+    handoff = HandoffStore(redis_client).get(turn.phone_number_id, turn.wa_id)
+    if handoff is not None:
+        if handoff.message_id != turn.id:
+            log.info("conversation %s is with a person: %s not answered", turn.wa_id, turn.id)
+            return None
+        body, source = HANDOFF_REPLIES[language or "es"], "handoff"
+    else:
+        context = rank_context(
+            conversations.get(turn.phone_number_id, turn.wa_id),
+            turn.text,
+            exclude_id=turn.id,
+            limit=context_messages,
+        )
+        inbound = Inbound(
+            wa_id=turn.wa_id,
+            text=turn.text,
+            name=turn.name,
+            type=turn.type,
+            structured=turn.structured,
+            language=language,
+            context=context,
+            profile=profile,
+            message_id=turn.id,
+            phone_number_id=turn.phone_number_id,
+        )
+        reply = service.reply(inbound)
+        if not reply.text:
+            return None
+        body, source = reply.text, reply.source
     payload = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": message.from_,
+        "to": turn.wa_id,
         "type": "text",
         "text": {"body": body},
-        "context": {"message_id": message.id},
+        "context": {"message_id": turn.id},
     }
     # Created once; a second pass (after a crash) finds it and enqueues again: the send is idempotent.
     store.create(message_id, payload, priority="high")
+    enqueue_reply(_reply_record(turn, message_id, body, source))
     enqueue_send(message_id, "high")
     return message_id
+
+
+def record_reply(reply_data: dict[str, Any], *, redis_client: redis.Redis) -> bool:
+    """Add the business's reply to the conversation; False if it was already there."""
+    exchange = Exchange.from_dict(reply_data["exchange"])
+    return ConversationStore(redis_client).record(
+        reply_data["phone_number_id"], reply_data["wa_id"], exchange
+    )
+
+
+def _reply_record(turn: CustomerTurn, message_id: str, body: str, source: str) -> dict[str, Any]:
+    exchange = Exchange(
+        id=message_id,
+        role=BUSINESS,
+        type="text",
+        text=body,
+        at=max(time.time(), turn.at),  # after the question, even with a skewed clock
+        data={"in_reply_to": turn.id, "source": source},
+    )
+    return {
+        "phone_number_id": turn.phone_number_id,
+        "wa_id": turn.wa_id,
+        "exchange": exchange.to_dict(),
+    }
 
 
 def apply_status(store: MessageStore, status: Status) -> bool:

@@ -1,11 +1,40 @@
-"""Responders turn a customer's message into the business's reply."""
+"""Responders turn a customer's message, with its context, into the business's reply.
+
+One small interface (:class:`Responder`), three backends chosen by ``RESPONDER_BACKEND``
+(:func:`build_responder`), and :class:`ReplyService` around whichever is configured: it caches AI
+replies, bounds the wait, and answers with the fallback reply when the backend is slow or down,
+so a customer's message is never left without an answer.
+"""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from dataclasses import dataclass
-from typing import Protocol
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+
+from app import keys
+from app.conversations.cache import ReplyCache, count
+from app.conversations.config import ConversationSettings
+from app.conversations.profile import Profile
+from app.conversations.ranking import RankedContext
+from app.conversations.text import fold
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Inbound", "Responder", "ReplyService", "build_responder", "fold"]
+
+FALLBACK_REPLIES = {
+    "es": "Gracias por tu mensaje. Ahora mismo no puedo responderte, pero alguien del equipo te "
+    "contestará muy pronto.",
+    "en": "Thanks for your message. I can't answer right now, but someone from our team will get "
+    "back to you shortly.",
+}
+"""The reply when the responder fails or times out and ``RESPONDER_FALLBACK_REPLY`` is unset."""
 
 
 @dataclass(frozen=True)
@@ -14,34 +43,188 @@ class Inbound:
 
     wa_id: str
     text: str
+    """What the customer typed or chose; for media, locations and the like, a description."""
     name: str | None = None
+    type: str = "text"
+    structured: dict[str, Any] = field(default_factory=dict)
+    """Structured input: ``choice`` (button or list reply), ``media``, ``location``, ``order``..."""
+    language: str | None = None
+    """"es" or "en" when known (from this message or the customer's profile)."""
+    context: RankedContext = field(default_factory=RankedContext)
+    profile: Profile | None = None
+    message_id: str | None = None
+    phone_number_id: str | None = None
 
 
 class Responder(Protocol):
-    """Anything that can answer a customer: returns the reply text, or None for no reply."""
+    """Anything that can answer a customer: returns the reply text, or None for no reply.
+
+    ``name`` identifies the backend (and its model) in cache keys and metrics. ``cacheable`` says
+    whether its replies may be reused for an identical input and context; ``personal`` that it
+    sees who the customer is, so a cached reply is reused only for the same customer.
+    """
+
+    name: str
+    cacheable: bool
+    personal: bool
 
     def reply(self, inbound: Inbound) -> str | None: ...
 
 
-def fold(text: str) -> str:
-    """Lower-case ``text`` and strip accents, so "Qué" and "que" compare equal."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+class ResponderError(Exception):
+    """A backend failed to produce a reply (bad answer, HTTP error, unreachable)."""
 
 
-_GREETINGS_ES = {"hola", "buenas", "buenos", "saludos", "holi"}
-_GREETINGS_EN = {"hi", "hello", "hey", "greetings"}
-_WORD = re.compile(r"[a-z0-9]+")
+class ResponderTimeout(ResponderError):
+    """A backend did not answer within the configured timeout."""
 
 
-class GreetingResponder:
-    """The built-in offline responder: greets back in the customer's language, or asks how to help."""
+ResponseObserver = Callable[[str, float, str], None]
+"""Called after every backend call with (backend name, seconds, outcome: ok|timeout|error)."""
 
-    def reply(self, inbound: Inbound) -> str | None:
-        words = set(_WORD.findall(fold(inbound.text)))
-        name = f" {inbound.name}" if inbound.name else ""
-        if words & _GREETINGS_ES:
-            return f"¡Hola{name}! Soy el asistente virtual. ¿En qué puedo ayudarte?"
-        if words & _GREETINGS_EN:
-            return f"Hi{name}! I'm the virtual assistant. How can I help you?"
-        return "Gracias por tu mensaje. / Thanks for your message. ¿En qué puedo ayudarte? How can I help?"
+_observers: list[ResponseObserver] = []
+
+
+def add_response_observer(observer: ResponseObserver) -> None:
+    """Be told the latency and outcome of every responder call, e.g. to feed the
+    ``whatsapp_ai_response_seconds`` histogram."""
+    _observers.append(observer)
+
+
+def remove_response_observer(observer: ResponseObserver) -> None:
+    """Stop telling ``observer``."""
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the service produced, and how."""
+
+    text: str | None
+    source: str
+    """``responder``, ``cache`` or ``fallback``."""
+    seconds: float = 0.0
+
+
+class ReplyService:
+    """The configured responder behind a cache, a deadline and a fallback reply."""
+
+    def __init__(
+        self,
+        responder: Responder,
+        *,
+        redis_client: redis.Redis,
+        timeout: float,
+        fallback_reply: str = "",
+        cache_ttl: int = keys.AI_REPLY_TTL,
+    ):
+        self.responder = responder
+        self.redis = redis_client
+        self.timeout = timeout
+        self.fallback_reply = fallback_reply
+        self.cache = (
+            ReplyCache(redis_client, ttl=cache_ttl)
+            if getattr(responder, "cacheable", False) and cache_ttl > 0
+            else None
+        )
+
+    def reply(self, inbound: Inbound) -> Reply:
+        """The reply to ``inbound``: cached, fresh, or the fallback. Never raises for a backend
+        failure; only Redis errors escape (the task retries those)."""
+        cache_key = None
+        if self.cache is not None:
+            cache_key = self.cache.key(self.responder, inbound)
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                return Reply(cached, "cache")
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            text = call_with_timeout(lambda: self.responder.reply(inbound), self.timeout)
+        except ResponderTimeout:
+            outcome = "timeout"
+        except Exception as exc:  # noqa: BLE001 - any backend failure gets the fallback reply
+            outcome = "error"
+            log.warning("responder %s failed: %s", self.responder.name, _describe(exc))
+        seconds = time.monotonic() - started
+        for observer in list(_observers):
+            try:
+                observer(self.responder.name, seconds, outcome)
+            except Exception:  # noqa: BLE001 - a broken metric must not cost a reply
+                log.exception("response observer failed")
+        if outcome != "ok":
+            count(self.redis, "timeouts" if outcome == "timeout" else "errors")
+            log.warning(
+                "responder %s %s after %.2fs; fallback reply for %s",
+                self.responder.name,
+                outcome,
+                seconds,
+                inbound.message_id,
+            )
+            return Reply(self.fallback(inbound), "fallback", seconds)
+        text = text.strip() if isinstance(text, str) else None
+        if text and cache_key is not None:
+            self.cache.set(cache_key, text)  # type: ignore[union-attr]
+        return Reply(text or None, "responder", seconds)
+
+    def fallback(self, inbound: Inbound) -> str:
+        """The configured fallback reply, or the built-in one in the customer's language."""
+        return self.fallback_reply or FALLBACK_REPLIES.get(
+            inbound.language or "", FALLBACK_REPLIES["es"]
+        )
+
+
+def call_with_timeout(call: Callable[[], Any], timeout: float) -> Any:
+    """Run ``call`` and return its result, or raise :class:`ResponderTimeout` after ``timeout``.
+
+    The call runs on a daemon thread so that a backend that ignores its own timeouts (a slow
+    stream, a stuck DNS lookup) cannot hold the customer's reply; the thread is abandoned.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="responder-call", daemon=True).start()
+    if not done.wait(timeout):
+        raise ResponderTimeout(f"no reply within {timeout}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def build_responder(settings: ConversationSettings) -> Responder:
+    """The backend ``RESPONDER_BACKEND`` names, configured from ``settings``."""
+    if settings.backend == "openai":
+        from app.conversations.remote import OpenAIChatResponder
+
+        return OpenAIChatResponder(
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=settings.openai_api_key,
+            timeout=settings.timeout,
+            system_prompt=settings.openai_system_prompt or None,
+        )
+    if settings.backend == "http":
+        from app.conversations.remote import AgentWebhookResponder
+
+        return AgentWebhookResponder(
+            url=settings.agent_webhook_url,
+            token=settings.agent_webhook_token or None,
+            timeout=settings.timeout,
+        )
+    from app.conversations.rules import RulesResponder
+
+    return RulesResponder.from_file(settings.rules_knowledge_file or None)
+
+
+def _describe(exc: BaseException) -> str:
+    # The class and message only: a requests exception's repr can carry headers with the key.
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, ResponderError) else type(exc).__name__

@@ -24,7 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     import workers
     from app.db import get_redis
-    from app.web import health, webhooks
+    from app.web import alerts, conversations, health, metrics, webhooks
     from tasks.publish import TaskPublisher
 
     app.extensions["task_publisher"] = TaskPublisher(
@@ -33,11 +33,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
-
-    from app.web import alerts, metrics
-
     app.register_blueprint(metrics.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(conversations.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

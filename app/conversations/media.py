@@ -1,0 +1,101 @@
+"""Customer media (image, audio, video, document, sticker): downloaded, verified, stored.
+
+:class:`MediaFetcher` is the step of the inbound flow that turns a media id into a file under
+``MEDIA_DIR``. It works with any client offering ``download_media(media_id, *, max_bytes,
+expected_sha256=None)`` that returns an object with ``content``, ``mime_type`` and ``sha256``. A
+download that fails is recorded on the turn (``media.error``) and the message is still answered:
+media is never a reason to lose a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import mimetypes
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.conversations.turns import CustomerTurn
+
+log = logging.getLogger(__name__)
+
+
+class MediaDownloader(Protocol):
+    """What the fetcher needs from the Graph client."""
+
+    def download_media(
+        self, media_id: str, *, max_bytes: int, expected_sha256: str | None = None
+    ) -> Any: ...
+
+
+class MediaFetcher:
+    """Download a turn's media, check its SHA-256 and size, store it by content hash."""
+
+    def __init__(self, client: MediaDownloader, media_dir: str | Path, max_bytes: int):
+        self.client = client
+        self.media_dir = Path(media_dir)
+        self.max_bytes = max_bytes
+
+    def __call__(self, turn: CustomerTurn) -> CustomerTurn:
+        media = turn.structured.get("media")
+        if not media or not media.get("id"):
+            return turn
+        try:
+            download = self.client.download_media(
+                str(media["id"]), max_bytes=self.max_bytes, expected_sha256=media.get("sha256")
+            )
+            content = bytes(download.content)
+            if len(content) > self.max_bytes:
+                raise MediaRejected(f"{len(content)} bytes exceeds MEDIA_MAX_BYTES")
+            digest = hashlib.sha256(content).digest()
+            expected = decode_sha256(media.get("sha256"))
+            if expected is not None and expected != digest:
+                raise MediaRejected("content does not match the webhook's sha256")
+            path = self.store(turn, content, download.mime_type or media.get("mime_type"), digest)
+        except Exception as exc:  # noqa: BLE001 - recorded on the turn; the message goes on
+            log.warning("media %s of %s not stored: %s", media["id"], turn.id, type(exc).__name__)
+            return turn.with_media(stored=False, error=f"{type(exc).__name__}: {exc}"[:200])
+        return turn.with_media(stored=True, path=str(path), size=len(content))
+
+    def store(
+        self, turn: CustomerTurn, content: bytes, mime_type: str | None, digest: bytes
+    ) -> Path:
+        """Write ``content`` under the media directory, named by its hash (a redelivery rewrites
+        the same file), atomically (a reader never sees half a file)."""
+        extension = mimetypes.guess_extension((mime_type or "").split(";")[0].strip()) or ".bin"
+        folder = self.media_dir / turn.phone_number_id / turn.wa_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{digest.hex()}{extension}"
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+
+class MediaRejected(Exception):
+    """Downloaded media failed a check (size or hash)."""
+
+
+def decode_sha256(value: Any) -> bytes | None:
+    """A SHA-256 digest from Meta's base64 form (or hex); None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == 64:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest if len(digest) == 32 else None

@@ -1,0 +1,151 @@
+"""``/v1/conversations/<wa_id>``: a conversation's state, and handing it to a person and back.
+
+Bearer keys from ``GATEWAY_API_KEYS`` (comma-separated), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.conversations.context import ConversationStore
+from app.conversations.handoff import BY_OPERATOR, HandoffStore
+from app.db import get_redis
+from app.web import error_response
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("conversations", __name__)
+
+API_KEYS_VARIABLE = "GATEWAY_API_KEYS"
+"""Comma-separated Bearer keys accepted by the /v1 API; none set means the API refuses everyone."""
+
+CUSTOMER_SERVICE_WINDOW = 24 * 3600
+"""Meta lets a business send free-form messages for 24 hours after the customer's last message."""
+
+MAX_REASON_CHARS = 500
+"""Longest handoff reason kept."""
+
+_WA_ID = re.compile(r"^[0-9]{5,20}$")
+
+
+def require_api_key():
+    """None when the request carries a valid ``Authorization: Bearer <key>``, else the 401."""
+    configured = [k.strip() for k in os.environ.get(API_KEYS_VARIABLE, "").split(",") if k.strip()]
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    valid = False
+    if scheme.lower() == "bearer" and presented.strip():
+        candidate = presented.strip().encode()
+        # Compare against every key, so timing does not tell which one (or whether any) matched.
+        for key in configured:
+            valid |= hmac.compare_digest(candidate, key.encode())
+    if valid:
+        return None
+    response = error_response(401, "unauthorized", "a valid Bearer API key is required")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="wa-gateway"'
+    return response
+
+
+@bp.before_request
+def _authenticate():
+    return require_api_key()
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def _checked(wa_id: str):
+    if not _WA_ID.match(wa_id):
+        return error_response(
+            400, "invalid_wa_id", "wa_id must be the customer's number, digits only"
+        )
+    return None
+
+
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError):
+    log.error("conversation API: Redis unavailable (%s)", type(exc).__name__)
+    return error_response(503, "store_unavailable", "try again later")
+
+
+@bp.get("/v1/conversations/<wa_id>")
+def show(wa_id: str):
+    """The conversation's context, the customer's profile, the handoff state and the 24-hour
+    window; 404 for a customer the gateway has never heard from."""
+    if (problem := _checked(wa_id)) is not None:
+        return problem
+    settings = _settings()
+    redis_client = get_redis(settings.redis_url)
+    number = settings.phone_number_id
+    store = ConversationStore(redis_client)
+    conversation = store.get(number, wa_id)
+    profile = store.profile(number, wa_id)
+    handoff = HandoffStore(redis_client).get(number, wa_id)
+    if conversation is None and profile is None and handoff is None:
+        return error_response(404, "conversation_not_found", f"no conversation with {wa_id}")
+    last_inbound = conversation.last_inbound_at if conversation else None
+    closes_at = last_inbound + CUSTOMER_SERVICE_WINDOW if last_inbound else None
+    return jsonify(
+        {
+            "wa_id": wa_id,
+            "phone_number_id": number,
+            "context": (
+                {**conversation.to_dict(), "expires_at": store.expires_at(number, wa_id)}
+                if conversation
+                else None
+            ),
+            "profile": profile.to_dict() if profile else None,
+            "handoff": handoff.to_dict() if handoff else {"active": False},
+            "window": {
+                "open": bool(closes_at and closes_at > time.time()),
+                "last_inbound_at": last_inbound,
+                "closes_at": closes_at,
+            },
+        }
+    )
+
+
+@bp.post("/v1/conversations/<wa_id>/handoff")
+def start_handoff(wa_id: str):
+    """Hand the conversation to a person: 201 when it starts, 200 when it already was."""
+    if (problem := _checked(wa_id)) is not None:
+        return problem
+    reason = None
+    if request.get_data(cache=True):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error_response(400, "invalid_json", "the body must be a JSON object")
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            return error_response(400, "invalid_reason", "reason must be a string")
+        reason = reason[:MAX_REASON_CHARS] if reason else None
+    settings = _settings()
+    handoff, started = HandoffStore(get_redis(settings.redis_url)).start(
+        settings.phone_number_id, wa_id, by=BY_OPERATOR, reason=reason
+    )
+    if started:
+        log.info("conversation %s handed to a person by an operator", wa_id)
+    return jsonify({"wa_id": wa_id, "handoff": handoff.to_dict()}), 201 if started else 200
+
+
+@bp.delete("/v1/conversations/<wa_id>/handoff")
+def end_handoff(wa_id: str):
+    """Give the conversation back to the responder; 404 if it was not handed off."""
+    if (problem := _checked(wa_id)) is not None:
+        return problem
+    settings = _settings()
+    if not HandoffStore(get_redis(settings.redis_url)).end(settings.phone_number_id, wa_id):
+        return error_response(
+            404, "not_handed_off", f"the conversation with {wa_id} is not handed off"
+        )
+    log.info("conversation %s given back to the responder", wa_id)
+    return jsonify({"wa_id": wa_id, "handoff": {"active": False}})

@@ -1,0 +1,130 @@
+"""``/v1/conversations/<wa_id>``: Bearer keys, the conversation's state, and handoff."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.config import get_settings
+from app.conversations.context import ConversationStore
+from app.conversations.handoff import HandoffStore
+from app.web import create_app
+from tests.conversations.helpers import exchange, reply
+from tests.stack import TEST_CREDENTIALS
+
+NUMBER = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
+WA_ID = "573001234567"
+KEY = "gw-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def client(redis_client, monkeypatch):
+    monkeypatch.setenv("GATEWAY_API_KEYS", f"other-key-xyz, {KEY}")
+    return create_app({"SETTINGS": get_settings(), "TESTING": True}).test_client()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": "Bearer "}],
+)
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", f"/v1/conversations/{WA_ID}"),
+        ("post", f"/v1/conversations/{WA_ID}/handoff"),
+        ("delete", f"/v1/conversations/{WA_ID}/handoff"),
+    ],
+)
+def test_every_endpoint_wants_a_valid_bearer_key(client, redis_client, headers, method, path):
+    response = getattr(client, method)(path, headers=headers)
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert KEY not in response.get_data(as_text=True)
+    assert HandoffStore(redis_client).get(NUMBER, WA_ID) is None
+
+
+def test_no_configured_key_closes_the_api(client, monkeypatch):
+    monkeypatch.setenv("GATEWAY_API_KEYS", "")
+    assert client.get(f"/v1/conversations/{WA_ID}", headers=AUTH).status_code == 401
+
+
+def test_a_malformed_number_is_400(client):
+    response = client.get("/v1/conversations/not-a-number", headers=AUTH)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_wa_id"
+
+
+def test_an_unknown_customer_is_404(client):
+    response = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "conversation_not_found"
+
+
+def test_the_conversation_its_profile_handoff_and_window(client, redis_client):
+    store = ConversationStore(redis_client)
+    store.record(NUMBER, WA_ID, exchange("wamid.1", "Hola", age=600), text="Hola")
+    store.record(NUMBER, WA_ID, reply("r1", "¡Hola! ¿En qué puedo ayudarte?", age=590))
+    body = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH).json
+    assert [e["text"] for e in body["context"]["exchanges"]] == [
+        "Hola",
+        "¡Hola! ¿En qué puedo ayudarte?",
+    ]
+    assert body["context"]["expires_at"] > time.time() + 23 * 3600
+    assert body["profile"]["message_count"] == 1 and body["profile"]["language"] == "es"
+    assert body["handoff"] == {"active": False}
+    window = body["window"]
+    assert window["open"] is True
+    assert window["closes_at"] == pytest.approx(window["last_inbound_at"] + 24 * 3600)
+    assert window["closes_at"] == pytest.approx(time.time() - 600 + 24 * 3600, abs=5)
+
+
+def test_handoff_starts_once_and_ends_once(client, redis_client):
+    path = f"/v1/conversations/{WA_ID}/handoff"
+    started = client.post(path, json={"reason": "Pedido VIP"}, headers=AUTH)
+    assert started.status_code == 201
+    assert started.json["handoff"]["active"] is True
+    assert started.json["handoff"]["by"] == "operator"
+    assert started.json["handoff"]["reason"] == "Pedido VIP"
+    again = client.post(path, headers=AUTH)
+    assert again.status_code == 200 and again.json["handoff"]["reason"] == "Pedido VIP"
+    shown = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH).json
+    assert shown["handoff"]["active"] is True and shown["context"] is None
+
+    ended = client.delete(path, headers=AUTH)
+    assert ended.status_code == 200 and ended.json["handoff"] == {"active": False}
+    assert HandoffStore(redis_client).get(NUMBER, WA_ID) is None
+    assert client.delete(path, headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1]", "invalid_json"),
+        (b'{"reason": 7}', "invalid_reason"),
+    ],
+)
+def test_a_malformed_handoff_body_is_400_and_changes_nothing(client, redis_client, body, code):
+    response = client.post(
+        f"/v1/conversations/{WA_ID}/handoff",
+        data=body,
+        headers=AUTH,
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and response.json["error"]["code"] == code
+    assert HandoffStore(redis_client).get(NUMBER, WA_ID) is None
+
+
+def test_redis_down_is_503(client, monkeypatch):
+    import redis
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("gone")
+
+    monkeypatch.setattr(redis.Redis, "get", down)
+    response = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH)
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "store_unavailable"
