@@ -44,6 +44,13 @@ def deferral(server_delay: float | None, retries: int) -> float:
     return backoff_delay(retries)
 
 
+def turn_summary(turn: dict) -> str:
+    """What Celery shows of a conversation task's argument (in logs and Flower): its ids only,
+    never the customer's words or number."""
+    ident = turn.get("id") or (turn.get("exchange") or {}).get("id")
+    return f"<{turn.get('type') or 'turn'} {ident}>"
+
+
 REDIS_FAILURE_PAUSE = 1.0
 """Seconds to wait before handing a message back after a Redis error, so a flapping Redis does
 not turn the requeue into a busy loop."""

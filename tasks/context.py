@@ -10,7 +10,7 @@ from app.config import get_settings
 from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import record_reply, record_turn
 from app.db import get_redis
-from tasks.base import GatewayTask
+from tasks.base import GatewayTask, turn_summary
 
 RETRY_ON = (ConversationBusyError,)
 """An update that kept losing the optimistic race; Redis failures are GatewayTask's to handle."""
@@ -18,12 +18,12 @@ RETRY_ON = (ConversationBusyError,)
 
 def enqueue_turn(turn: dict[str, Any]) -> None:
     """Put the task that records a customer's turn on the context queue."""
-    record_turn_task.apply_async(args=[turn])
+    record_turn_task.apply_async(args=[turn], argsrepr=turn_summary(turn))
 
 
 def enqueue_reply(reply: dict[str, Any]) -> None:
     """Put the task that records the business's reply on the context queue."""
-    record_reply_task.apply_async(args=[reply])
+    record_reply_task.apply_async(args=[reply], argsrepr=turn_summary(reply))
 
 
 @shared_task(

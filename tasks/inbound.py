@@ -10,7 +10,7 @@ from celery import shared_task
 
 from app.config import get_settings
 from app.conversations.config import get_conversation_settings
-from app.conversations.inbound import answer_turn, handle_webhook
+from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
 from app.conversations.responder import ReplyService, add_response_observer, build_responder
 from app.db import get_redis
@@ -18,7 +18,7 @@ from app.ops import metrics
 from app.ops.observe import observe_webhook
 from app.whatsapp.client import client_for
 from app.whatsapp.webhook import WebhookFormatError
-from tasks.base import GatewayTask
+from tasks.base import GatewayTask, turn_summary
 from tasks.context import enqueue_reply, enqueue_turn
 from tasks.outbound import enqueue_send
 
@@ -51,7 +51,7 @@ add_response_observer(_observe_ai_response)
 
 def enqueue_answer(turn: dict[str, Any]) -> None:
     """Put the task that answers a recorded turn on the inbound queue."""
-    answer_turn_task.apply_async(args=[turn])
+    answer_turn_task.apply_async(args=[turn], argsrepr=turn_summary(turn))
 
 
 @shared_task(bind=True, base=GatewayTask, name="inbound.process_webhook")
@@ -82,7 +82,9 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         except WebhookFormatError as exc:
             log.warning("webhook dropped: %s", exc)
             return {"dropped": str(exc)}
-        observed.duplicates, observed.replies = result.duplicates, result.accepted
+        observed.duplicates = result.duplicates
+        # The ids replies to these messages will carry, so logs follow a message to its answer.
+        observed.replies = [reply_id(wamid) for wamid in result.accepted]
     return result.to_dict()
 
 
