@@ -19,6 +19,9 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.whatsapp.signature import sign
 from bench.common import RESULTS_DIR, machine, procfile_web, run, today
@@ -31,6 +34,37 @@ TARGETS = {
 }
 WRK_THREADS = 2
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+class SlowAgent:
+    """An AI agent endpoint on loopback that takes ``delay`` seconds to answer each question."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.calls = 0
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server protocol
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                agent.calls += 1
+                time.sleep(agent.delay)
+                body = json.dumps({"reply": "Gracias, te respondemos enseguida."}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/agent"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def write_requests(path: str, count: int, secret: str) -> None:
