@@ -107,3 +107,12 @@ question."""
 AI_STATS = PREFIX + ":ai:stats"
 """Hash of counters across every worker: cache ``hits`` and ``misses``, responder ``timeouts``
 and ``errors`` (each one answered with the fallback reply). No TTL: counters are cumulative."""
+
+API_KEYS = PREFIX + ":apikeys"
+"""Hash: API key id to JSON (label, SHA-256 of the key, created and revoked times). Keys
+themselves are never stored; no TTL, keys live until revoked and removed."""
+API_KEY_DIGESTS = PREFIX + ":apikeys:digests"
+"""Hash: SHA-256 of an active key to its id, so a request's key is found in one lookup."""
+API_KEYS_REVOKED = PREFIX + ":apikeys:revoked"
+"""Set of SHA-256 digests of revoked keys, including keys given in GATEWAY_API_KEYS, so any key
+can be revoked at once, without a restart."""

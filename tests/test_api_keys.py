@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from app import keys
+from app.api_keys import ApiKeyRegistry, digest, key_id
+
+ENV_KEY = "env-key-0123456789abcdef"
+
+
+def test_environment_keys_verify_and_are_kept_only_as_digests(redis_client):
+    registry = ApiKeyRegistry(redis_client, f"{ENV_KEY}, short, ")
+    assert registry.verify(ENV_KEY) == key_id(digest(ENV_KEY))
+    assert registry.verify("short") is None
+    assert registry.verify("another-key-0123456789") is None
+    assert ENV_KEY not in repr(vars(registry))
+
+
+def test_created_keys_are_shown_once_and_stored_hashed(redis_client):
+    registry = ApiKeyRegistry(redis_client)
+    api_key, secret = registry.create("billing service")
+    assert secret.startswith("wag_") and len(secret) > 40
+    assert registry.verify(secret) == api_key.id
+    stored = str(redis_client.hgetall(keys.API_KEYS)) + str(
+        redis_client.hgetall(keys.API_KEY_DIGESTS)
+    )
+    assert secret not in stored
+    assert [k.label for k in registry.list()] == ["billing service"]
+
+
+def test_revocation_takes_effect_in_every_process_at_once(redis_client):
+    first, second = ApiKeyRegistry(redis_client, ENV_KEY), ApiKeyRegistry(redis_client, ENV_KEY)
+    api_key, secret = first.create("crm")
+    assert second.verify(secret) == api_key.id
+    assert first.revoke(api_key.id)
+    assert second.verify(secret) is None
+    assert first.revoke(key_id(digest(ENV_KEY)))
+    assert second.verify(ENV_KEY) is None
+    assert not first.revoke("nope")
+    assert {k.id: k.revoked for k in second.list()} == {
+        key_id(digest(ENV_KEY)): True,
+        api_key.id: True,
+    }
