@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     say.add_argument("text")
     say.set_defaults(func=_simulator_say)
 
+    from app.dead_letter_cli import add_commands as add_dlq_commands
+
+    add_dlq_commands(commands)
+
     args = parser.parse_args(argv)
     return args.func(args) or 0
 

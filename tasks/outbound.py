@@ -3,42 +3,105 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from redis.exceptions import RedisError
 
 import celeryconfig
 from app.config import get_settings
 from app.db import get_redis
-from app.delivery.messages import FAILED, MessageStore
-from app.delivery.sender import send_recorded_message
+from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
+from app.delivery.messages import MessageStore
+from app.delivery.ratelimit import SendRateLimiter
+from app.delivery.sender import Sender, handle_send_failure, send_recorded_message
 from app.whatsapp.client import client_for
-from app.whatsapp.errors import GraphAPIError, ThrottledError, TransientError
-from tasks.base import MAX_ATTEMPTS, deferral
+from app.whatsapp.errors import GraphTimeoutError
+from tasks.base import SEND_POLICY, ReliableTask
 
 log = logging.getLogger(__name__)
 
+REDIS_RETRY_DELAY = 5.0
+"""Seconds before a send that could not reach Redis runs again (the broker kept the task)."""
 
-def enqueue_send(message_id: str, priority: str) -> None:
+_limiters: dict[int, SendRateLimiter] = {}
+
+
+def enqueue_send(message_id: str, priority: str, **options: Any) -> None:
     """Put the send task for ``message_id`` on the ``priority`` lane."""
-    send_message.apply_async(args=[message_id], queue=celeryconfig.SEND_QUEUES[priority])
+    send_message.apply_async(args=[message_id], queue=celeryconfig.SEND_QUEUES[priority], **options)
 
 
-@shared_task(bind=True, name="outbound.send_message", max_retries=None)
-def send_message(self, message_id: str) -> str:
-    """Send one recorded message; retry passing failures, record the rest on the message."""
+def sender() -> Sender:
+    """This process's :class:`Sender`: stores and limiter on its Redis pool, its Graph client."""
     settings = get_settings()
-    store = MessageStore(get_redis(settings.redis_url))
+    redis_client = get_redis(settings.redis_url)
+    limiter = _limiters.get(id(redis_client))
+    if limiter is None:
+        limiter = _limiters[id(redis_client)] = SendRateLimiter.from_env(redis_client)
+    return Sender(
+        store=MessageStore(redis_client),
+        dead_letters=DeadLetterStore(redis_client),
+        client=client_for(settings),
+        limiter=limiter,
+        policy=SEND_POLICY,
+        lock_ttl=celeryconfig.task_time_limit,
+    )
+
+
+class SendTask(ReliableTask):
+    """The send task's base: a poison message is dead-lettered instead of run again."""
+
+    def on_poison(self, deaths: int, message_id: str) -> str:
+        s = sender()
+        s.dead_letters.add(
+            s.store,
+            message_id,
+            dl.POISON,
+            {"message": f"its send task killed {deaths} workers", "code": None},
+        )
+        return dl.POISON
+
+
+@shared_task(bind=True, base=SendTask, name="outbound.send_message", max_retries=None)
+def send_message(self, message_id: str) -> str:
+    """Send one recorded message; defer when limited, retry passing failures, dead-letter the rest."""
     try:
-        return send_recorded_message(store, client_for(settings), message_id).value
-    except (ThrottledError, TransientError) as exc:
-        if self.request.retries + 1 >= MAX_ATTEMPTS:
-            log.warning("message %s failed after %d attempts: %s", message_id, MAX_ATTEMPTS, exc)
-            store.advance(message_id, FAILED, error=exc.to_dict())
-            return "failed"
-        countdown = deferral(exc.retry_after, self.request.retries)
-        log.info("message %s: %s; retrying in %.1fs", message_id, exc, countdown)
-        raise self.retry(countdown=countdown) from None
-    except GraphAPIError as exc:
-        log.warning("message %s refused by Meta: %s", message_id, exc)
-        store.advance(message_id, FAILED, error=exc.to_dict())
-        return "failed"
+        s = sender()
+        try:
+            result = send_recorded_message(s, message_id)
+        except SoftTimeLimitExceeded:
+            # The send hung past the task's soft limit: a timeout, like any other.
+            timeout = GraphTimeoutError("the send exceeded the task's time limit")
+            result = handle_send_failure(s, message_id, timeout)
+    except RedisError as exc:
+        # The task stays with the broker; nothing was recorded, so it is safe to run again.
+        log.warning("message %s: Redis unavailable (%s); retrying", message_id, type(exc).__name__)
+        raise self.defer(REDIS_RETRY_DELAY) from None
+    except Exception as exc:
+        # A defect of ours: keep the message, with the reason, rather than lose it.
+        log.exception("message %s: unexpected error", message_id)
+        s = sender()
+        error = {"message": f"{type(exc).__name__}: {exc}"[:500], "code": None}
+        s.dead_letters.add(s.store, message_id, dl.INTERNAL_ERROR, error)
+        return dl.INTERNAL_ERROR
+    if result.retry_in is not None:
+        raise self.defer(result.retry_in)
+    return result.outcome.value
+
+
+def enqueue_sends(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
+    """Put one send task per (message_id, priority lane) on the broker, over one connection.
+
+    Raises at once if the broker is unreachable (no silent retries: the API answers 503).
+    """
+    with send_message.app.producer_or_acquire() as producer:
+        for message_id, priority in pairs:
+            send_message.apply_async(
+                args=[message_id],
+                queue=celeryconfig.SEND_QUEUES[priority],
+                producer=producer,
+                retry=False,
+            )

@@ -23,10 +23,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SETTINGS"] = get_settings()
 
     import workers  # noqa: F401  (the Celery app that views enqueue on)
-    from app.web import health, webhooks
+    from app.web import dead_letters, health, messages, openapi, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(messages.bp)
+    app.register_blueprint(dead_letters.bp)
+    app.register_blueprint(openapi.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 
