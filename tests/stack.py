@@ -335,3 +335,11 @@ class SimulatorThread:
     def close(self) -> None:
         self.server.shutdown()
         self._thread.join(timeout=5)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (a Celery worker's pool processes)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(c) for c in task.read_text().split()]
+    return children

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,7 +18,7 @@ from app.whatsapp.errors import GraphAPIError, GraphConnectionError, GraphTimeou
 CONNECT_TIMEOUT = 3.05
 """Seconds to open a connection to the Graph API (just over a TCP retransmit window)."""
 
-READ_TIMEOUT = 20.0
+READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT", 20.0))
 """Seconds to wait for Meta's answer; a send that hangs longer is retried as transient."""
 
 POOL_SIZE = 32
