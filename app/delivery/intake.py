@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.delivery.idempotency import IdempotencyStore
-from app.delivery.messages import QUEUED, MessageStore
+from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.messages import validate_message
@@ -115,19 +115,16 @@ def accept(
         if earlier is not None:
             return Accepted(earlier.ids, replayed=True)
     try:
-        for message_id, submission in zip(ids, submissions, strict=True):
-            store.create(
-                message_id,
-                submission.message,
-                submission.priority,
-                idempotency_key=idempotency_key,
-                note=submission.note,
-            )
+        store.create_many(
+            [
+                NewMessage(i, s.message, s.priority, idempotency_key, s.note)
+                for i, s in zip(ids, submissions, strict=True)
+            ]
+        )
         enqueue_all([(i, s.priority) for i, s in zip(ids, submissions, strict=True)])
     except Exception:
         # The client is told it failed, so nothing it could not find again may stay queued.
-        for message_id in ids:
-            store.delete(message_id)
+        store.delete(*ids)
         if keyed:
             idempotency.release(idempotency_key)
         raise

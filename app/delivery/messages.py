@@ -65,6 +65,17 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to record with :meth:`MessageStore.create_many`."""
+
+    id: str
+    payload: dict[str, Any]
+    priority: str
+    idempotency_key: str | None = None
+    note: dict[str, Any] | None = None
+
+
 @dataclass
 class MessageRecord:
     """An outbound message as the store knows it."""
@@ -134,6 +145,30 @@ class MessageStore:
 
         ``note`` goes into the first history entry (say, that a template replaced the message).
         """
+        if not self.redis.hsetnx(self.key(message_id), "id", message_id):
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        self._write_new(pipe, message_id, payload, priority, idempotency_key, note, created_at)
+        pipe.execute()
+        return True
+
+    def create_many(self, messages: list[NewMessage]) -> None:
+        """Record many new queued messages in one round trip; their ids must be fresh (uuid4)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in messages:
+            self._write_new(pipe, m.id, m.payload, m.priority, m.idempotency_key, m.note, None)
+        pipe.execute()
+
+    def _write_new(
+        self,
+        pipe: Any,
+        message_id: str,
+        payload: dict[str, Any],
+        priority: str,
+        idempotency_key: str | None,
+        note: dict[str, Any] | None,
+        created_at: float | None,
+    ) -> None:
         now = time.time()
         key = self.key(message_id)
         record = {
@@ -150,21 +185,17 @@ class MessageStore:
         }
         if idempotency_key:
             record["idempotency_key"] = idempotency_key
-        if not self.redis.hsetnx(key, "id", message_id):
-            return False
-        pipe = self.redis.pipeline()
         pipe.hset(key, mapping=record)
         pipe.expire(key, keys.MESSAGE_TTL)
         pipe.rpush(
             self.history_key(message_id), json.dumps({**(note or {}), "status": QUEUED, "at": now})
         )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
-        pipe.execute()
-        return True
 
-    def delete(self, message_id: str) -> None:
-        """Forget a message that was never enqueued (its request failed before the broker took it)."""
-        self.redis.delete(self.key(message_id), self.history_key(message_id))
+    def delete(self, *message_ids: str) -> None:
+        """Forget messages that were never enqueued (their request failed before the broker took them)."""
+        if message_ids:
+            self.redis.delete(*[k for i in message_ids for k in (self.key(i), self.history_key(i))])
 
     def get(self, message_id: str) -> MessageRecord | None:
         """The record for ``message_id``, or None."""

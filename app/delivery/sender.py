@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
-from app.delivery.messages import QUEUED, TERMINAL, MessageStore
+from app.delivery.messages import QUEUED, TERMINAL, MessageRecord, MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.retry import RetryPolicy
 from app.whatsapp.client import GraphClient
@@ -74,25 +74,19 @@ class Sender:
 def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
     """Send the message ``message_id`` unless Meta already has it; see the module docstring."""
     store = sender.store
-    record = store.get(message_id)
-    if record is None:
-        log.warning("message %s has no record; nothing to send", message_id)
-        return SendResult(SendOutcome.MISSING)
-    if record.wamid:
-        return SendResult(SendOutcome.ALREADY_SENT)
-    if record.status in TERMINAL:
-        return SendResult(SendOutcome.FINISHED)
     token = uuid.uuid4().hex
     if not store.lock_send(message_id, token, sender.lock_ttl):
-        # Another delivery of this task is sending it (or died doing so): come back after it.
+        # Another delivery of this task is sending it, or died doing so: come back after it,
+        # unless it has already finished.
+        record = store.get(message_id)
+        if record is None or record.wamid or record.status in TERMINAL:
+            return _finished(record)
         wait = store.lock_remaining(message_id) or 1.0
         return SendResult(SendOutcome.LOCKED, sender.policy.bounded(wait))
     try:
-        record = store.get(message_id)  # re-read under the lock: the other run may have finished
+        record = store.get(message_id)
         if record is None or record.wamid or record.status in TERMINAL:
-            return SendResult(
-                SendOutcome.ALREADY_SENT if record and record.wamid else SendOutcome.FINISHED
-            )
+            return _finished(record)
         wait = sender.limiter.acquire(sender.client.phone_number_id, record.to, record.priority)
         if wait > 0:
             return SendResult(SendOutcome.RATE_LIMITED, sender.policy.bounded(wait))
@@ -109,6 +103,16 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
         return SendResult(SendOutcome.SENT)
     finally:
         store.unlock_send(message_id, token)
+
+
+def _finished(record: MessageRecord | None) -> SendResult:
+    """The result for a message there is nothing (more) to send for."""
+    if record is None:
+        log.warning("a send task ran for a message with no record; nothing to send")
+        return SendResult(SendOutcome.MISSING)
+    if record.wamid:
+        return SendResult(SendOutcome.ALREADY_SENT)
+    return SendResult(SendOutcome.FINISHED)
 
 
 def handle_send_failure(sender: Sender, message_id: str, exc: GraphAPIError) -> SendResult:

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from app import keys
 from app.delivery.ratelimit import MAX_SENDER_RATE, SendRateLimiter, parse_rates
 
 NUMBER = "106540352242922"
@@ -52,7 +53,7 @@ def test_pair_limit_per_recipient_and_nothing_taken_when_refused(redis_client):
     assert 5.5 < wait <= 6.1
     # Other recipients are not held back, and the refusal took no token from the number.
     assert limiter.acquire(NUMBER, "573001234568") == 0.0
-    sender_tat = float(redis_client.hget("wa:rate:{%s}" % NUMBER, "tat"))
+    sender_tat = float(redis_client.hget(keys.RATE_SENDER.format(phone_number_id=NUMBER), "tat"))
     assert sender_tat - time.time() < 0.01  # 4 grants at 1000/s, not 5
 
 
