@@ -36,6 +36,14 @@ MAX_REDELIVERIES = int(os.environ.get("TASK_MAX_REDELIVERIES", 3))
 SEND_POLICY = RetryPolicy.from_env(max_deferral=celeryconfig.MAX_DEFERRAL)
 """The send retry policy, its delays capped by the broker's visibility timeout."""
 
+# KEYS[1] the task's unfinished-runs counter: uncount this run, and drop the key once no run is
+# left, so a healthy task leaves nothing behind.
+_FINISH_RUN = """
+local left = redis.call('DECR', KEYS[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left
+"""
+
 
 def bounded_countdown(seconds: float) -> float:
     """``seconds`` within [0, MAX_DEFERRAL]: the longest wait the broker can honour."""
@@ -64,7 +72,7 @@ class ReliableTask(Task):
         try:
             return self.run(*args, **kwargs)
         finally:
-            redis_client.decr(key)
+            redis_client.eval(_FINISH_RUN, 1, key)
 
     def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
         """Called instead of running a task whose earlier runs killed ``deaths`` workers."""

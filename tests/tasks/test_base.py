@@ -56,4 +56,13 @@ def test_a_run_that_finishes_uncounts_itself(redis_client):
     MessageStore(redis_client).create("m1", PAYLOAD, "normal")
     redis_client.hset(MessageStore.key("m1"), "status", DEAD_LETTERED)  # nothing left to send
     assert run_as_worker(send_message, "t-2", "m1") == "finished"
-    assert redis_client.get(keys.TASK_UNFINISHED.format(task_id="t-2")) == "0"
+    assert not redis_client.exists(keys.TASK_UNFINISHED.format(task_id="t-2"))
+
+
+def test_a_run_beside_one_that_died_leaves_the_death_counted(redis_client):
+    MessageStore(redis_client).create("m1", PAYLOAD, "normal")
+    redis_client.hset(MessageStore.key("m1"), "status", DEAD_LETTERED)
+    key = keys.TASK_UNFINISHED.format(task_id="t-3")
+    redis_client.set(key, 1)  # an earlier run whose worker was killed
+    run_as_worker(send_message, "t-3", "m1")
+    assert redis_client.get(key) == "1"
