@@ -122,3 +122,17 @@ beat_schedule: dict = {}
 # Beat keeps its schedule in memory: the default scheduler persists it with shelve, i.e. pickle.
 # Run exactly one beat per deployment; the alert checks it triggers are idempotent regardless.
 beat_scheduler = "celery.beat:Scheduler"
+
+SEND_RECOVERY_INTERVAL = max(1.0, min(60.0, VISIBILITY_TIMEOUT / 10))
+"""Seconds between sweeps for send tasks the broker lost (``outbound.recover_lost_sends``)."""
+
+SEND_RECOVERY_GRACE = VISIBILITY_TIMEOUT * 1.5
+"""How overdue a send must be before the sweep enqueues it again: past the broker's own
+redelivery of a killed worker's tasks (the visibility timeout plus its restore sweeps)."""
+
+beat_schedule["outbound.recover_lost_sends"] = {
+    "task": "outbound.recover_lost_sends",
+    "schedule": SEND_RECOVERY_INTERVAL,
+    # On the lane send workers drain first; a sweep nobody ran in time is dropped, not piled up.
+    "options": {"queue": QUEUE_SEND_HIGH, "expires": SEND_RECOVERY_INTERVAL},
+}

@@ -70,3 +70,9 @@ TASK_UNFINISHED = PREFIX + ":task:{task_id}:unfinished"
 running it. Counted to dead-letter a poison message instead of redelivering it forever."""
 TASK_UNFINISHED_TTL = DAY
 """Far longer than any run of redeliveries (each one comes back within the visibility timeout)."""
+
+SEND_PENDING = PREFIX + ":send:pending"
+"""Sorted set of messages not yet accepted by Meta nor dead-lettered, scored by when a send task
+is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis
+transport pops a task before it records it as unacknowledged, so a worker killed in between
+loses it); the recovery sweep enqueues it again. No TTL: members leave when the send ends."""

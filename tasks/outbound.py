@@ -16,7 +16,12 @@ from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.delivery.ratelimit import SendRateLimiter
-from app.delivery.sender import Sender, handle_send_failure, send_recorded_message
+from app.delivery.sender import (
+    Sender,
+    handle_send_failure,
+    recover_lost_sends,
+    send_recorded_message,
+)
 from app.whatsapp.client import client_for
 from app.whatsapp.errors import GraphTimeoutError
 from tasks.base import SEND_POLICY, ReliableTask
@@ -105,3 +110,16 @@ def enqueue_sends(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) ->
                 producer=producer,
                 retry=False,
             )
+
+
+@shared_task(name="outbound.recover_lost_sends", ignore_result=True)
+def recover_lost_sends_task() -> int:
+    """Enqueue again the sends the broker lost (run by beat; see ``recover_lost_sends``)."""
+    redis_client = get_redis(get_settings().redis_url)
+    recovered = recover_lost_sends(
+        MessageStore(redis_client),
+        enqueue_send,
+        lane_depth=lambda lane: redis_client.llen(celeryconfig.SEND_QUEUES[lane]),
+        grace=celeryconfig.SEND_RECOVERY_GRACE,
+    )
+    return len(recovered)

@@ -180,6 +180,7 @@ class DeadLetterStore:
         if error is not None:
             fields["error"] = error
         store.advance(message_id, DEAD_LETTERED, note={"reason": reason}, **fields)
+        store.send_ended(message_id)
         log.warning(
             "message %s dead-lettered: %s (code %s)", message_id, reason, letter.code or "-"
         )

@@ -191,11 +191,25 @@ class MessageStore:
             self.history_key(message_id), json.dumps({**(note or {}), "status": QUEUED, "at": now})
         )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.zadd(keys.SEND_PENDING, {message_id: now})
 
     def delete(self, *message_ids: str) -> None:
         """Forget messages that were never enqueued (their request failed before the broker took them)."""
         if message_ids:
             self.redis.delete(*[k for i in message_ids for k in (self.key(i), self.history_key(i))])
+            self.redis.zrem(keys.SEND_PENDING, *message_ids)
+
+    def expect_run(self, message_id: str, at: float | None = None) -> None:
+        """Note that a send task for the message is due to run at ``at`` (default now)."""
+        self.redis.zadd(keys.SEND_PENDING, {message_id: at or time.time()})
+
+    def send_ended(self, message_id: str) -> None:
+        """The message is with Meta or dead-lettered: no send task is expected any more."""
+        self.redis.zrem(keys.SEND_PENDING, message_id)
+
+    def overdue(self, before: float, limit: int = 1000) -> list[str]:
+        """Messages whose send task was due to run before ``before``, most overdue first."""
+        return self.redis.zrangebyscore(keys.SEND_PENDING, "-inf", before, start=0, num=limit)
 
     def get(self, message_id: str) -> MessageRecord | None:
         """The record for ``message_id``, or None."""
@@ -315,6 +329,7 @@ class MessageStore:
             json.dumps({"status": QUEUED, "at": now, "replayed": True}),
         )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.zadd(keys.SEND_PENDING, {message_id: now})
         pipe.execute()
 
     def record_wamid(self, message_id: str, wamid: str) -> None:
@@ -322,6 +337,7 @@ class MessageStore:
         pipe = self.redis.pipeline()
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
+        pipe.zrem(keys.SEND_PENDING, message_id)
         pipe.execute()
         self.advance(message_id, SENT)
 

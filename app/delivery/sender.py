@@ -12,12 +12,20 @@ Meta accepting the message and that record: a worker killed in those microsecond
 answer lost on the way back (a timeout after Meta had accepted), leaves a message Meta has but the
 gateway does not know it has, and the retry sends it again. Meta's API has no idempotency key to
 close that window.
+
+Lost tasks: the broker can lose a task outright (kombu's Redis transport pops a task before it
+records it as unacknowledged, so a worker killed in between loses it). Every message waiting to be
+sent is therefore indexed with the time its next run is due (``MessageStore.expect_run``), and
+:func:`recover_lost_sends` enqueues again the ones long overdue. An extra task is harmless: the
+lock and the ``wamid`` check make it a no-op if the original turns up after all.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -81,15 +89,20 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
         record = store.get(message_id)
         if record is None or record.wamid or record.status in TERMINAL:
             return _finished(record)
-        wait = store.lock_remaining(message_id) or 1.0
-        return SendResult(SendOutcome.LOCKED, sender.policy.bounded(wait))
+        wait = sender.policy.bounded(store.lock_remaining(message_id) or 1.0)
+        store.expect_run(message_id, time.time() + wait)
+        return SendResult(SendOutcome.LOCKED, wait)
     try:
         record = store.get(message_id)
         if record is None or record.wamid or record.status in TERMINAL:
             return _finished(record)
+        # Running now; each deferral below moves the expectation to when the task comes back.
+        store.expect_run(message_id)
         wait = sender.limiter.acquire(sender.client.phone_number_id, record.to, record.priority)
         if wait > 0:
-            return SendResult(SendOutcome.RATE_LIMITED, sender.policy.bounded(wait))
+            wait = sender.policy.bounded(wait)
+            store.expect_run(message_id, time.time() + wait)
+            return SendResult(SendOutcome.RATE_LIMITED, wait)
         attempt = store.mark_sending(message_id)
         try:
             result = sender.client.send_message(record.payload)
@@ -135,6 +148,7 @@ def handle_send_failure(sender: Sender, message_id: str, exc: GraphAPIError) -> 
             log.error("Graph API configuration problem, operator action needed: %s", exc)
         return _dead_letter(sender, message_id, dl.reason_for(exc), error)
     log.info("message %s: %s; retrying in %.2fs", message_id, exc, delay)
+    store.expect_run(message_id, time.time() + delay)
     store.advance(
         message_id, QUEUED, error=error, note={"retry_in": round(delay, 3), "code": exc.code}
     )
@@ -144,3 +158,33 @@ def handle_send_failure(sender: Sender, message_id: str, exc: GraphAPIError) -> 
 def _dead_letter(sender: Sender, message_id: str, reason: str, error: dict | None) -> SendResult:
     sender.dead_letters.add(sender.store, message_id, reason, error)
     return SendResult(SendOutcome.DEAD_LETTERED)
+
+
+def recover_lost_sends(
+    store: MessageStore,
+    enqueue: Callable[[str, str], None],
+    lane_depth: Callable[[str], int],
+    grace: float,
+    now: float | None = None,
+) -> list[str]:
+    """Enqueue again the sends overdue by more than ``grace`` seconds; the ids enqueued.
+
+    ``grace`` is past the broker's visibility timeout, so this does not race the broker's own
+    redelivery of a killed worker's tasks. A message whose lane still has tasks waiting is left alone: it may
+    simply not have been reached yet, and doubling a campaign's backlog would help no one.
+    """
+    now = now or time.time()
+    recovered = []
+    for message_id in store.overdue(now - grace):
+        record = store.get(message_id)
+        if record is None or record.wamid or record.status in TERMINAL:
+            store.send_ended(message_id)
+            continue
+        if lane_depth(record.priority) > 0:
+            continue
+        enqueue(message_id, record.priority)
+        store.expect_run(message_id, now)
+        recovered.append(message_id)
+    if recovered:
+        log.warning("%d sends were lost by the broker and are enqueued again", len(recovered))
+    return recovered

@@ -28,6 +28,7 @@ from tests.stack import (
     child_pids,
     free_port,
     gateway_env,
+    start_beat,
     start_simulator,
     start_web,
     start_worker,
@@ -139,8 +140,18 @@ class Drill:
         try:
             return wait_for(final, timeout=timeout, interval=0.5)
         except TimeoutError:
-            left = collections.Counter(self.statuses(ids).values())
-            raise AssertionError(f"not every message finished: {dict(left)}") from None
+            statuses = self.statuses(ids)
+            stuck = [i for i, s in statuses.items() if s not in (READ, DEAD_LETTERED)][:3]
+            store, client = MessageStore(self.redis.client()), self.redis.client()
+            broker = {
+                "queues": {q: client.llen(q) for q in SEND_QUEUES.split(",")},
+                "unacked": client.hlen("unacked"),
+                "unacked_mutex": client.exists("unacked_mutex"),
+            }
+            raise AssertionError(
+                f"not every message finished: {dict(collections.Counter(statuses.values()))}\n"
+                f"broker: {broker}\n" + "\n".join(f"{i}: {store.get(i).history}" for i in stuck)
+            ) from None
 
     def count(self, recipients: list[str]) -> dict:
         """How often the simulator received a message for each of ``recipients``."""
@@ -183,6 +194,7 @@ def stack() -> Iterator[Drill]:
         drill.processes.append(web)
         inbound = start_worker(env, queues="inbound,context", concurrency=2, name="inbound")
         drill.processes.append(inbound)
+        drill.processes.append(start_beat(env))  # runs the sweep for sends the broker lost
         yield drill
     finally:
         for proc in reversed(drill.processes):
@@ -268,6 +280,12 @@ def test_send_worker_killed_with_sigkill_loses_nothing(drill):
     statuses = drill.wait_final(ids, timeout=90)
     counts = drill.count(to)
     lost = sum(1 for s in statuses.values() if s != READ)
+    recovered = sum(
+        int(line.split(" sends were lost")[0].rsplit(" ", 1)[-1])
+        for proc in drill.processes
+        for line in proc.output().splitlines()
+        if " sends were lost by the broker" in line
+    )
     duplicated = sum(n - 1 for n in counts.values() if n > 1)
     report(
         "sigkill",
@@ -276,6 +294,7 @@ def test_send_worker_killed_with_sigkill_loses_nothing(drill):
         sending_at_kill=in_flight,
         lost=lost,
         duplicated=duplicated,
+        recovered_by_sweep=recovered,
         never_received=sum(1 for t in to if counts[t] == 0),
     )
     assert 0 < sent_at_kill < 500  # the kill really happened mid-flight

@@ -27,6 +27,11 @@ def test_no_countdown_can_outlast_the_visibility_timeout():
     assert SEND_POLICY.bounded(10 * vt) <= celeryconfig.MAX_DEFERRAL
     # Nor can a running task: its hard limit is inside the timeout too.
     assert celeryconfig.task_soft_time_limit < celeryconfig.task_time_limit <= vt / 2
+    # The sweep for lost sends waits until the broker's own redelivery has had its turn.
+    assert celeryconfig.SEND_RECOVERY_GRACE > vt
+    assert celeryconfig.beat_schedule["outbound.recover_lost_sends"]["options"]["queue"] == (
+        "send.high"
+    )
     # Abandoned tasks are looked for often enough to come back soon after the timeout.
     assert celeryconfig.broker_transport_options["unacked_restore_interval"] <= max(1, vt / 10)
 
