@@ -47,6 +47,10 @@ broker_transport_options = {
     "socket_timeout": 5,
     "retry_on_timeout": True,
     "health_check_interval": 15,
+    # How often each worker looks for tasks whose worker died (unacknowledged past the visibility
+    # timeout) and puts them back; by default only every 100 s, far behind a short timeout.
+    "unacked_restore_interval": max(1.0, min(60.0, VISIBILITY_TIMEOUT / 10)),
+    "unacked_restore_throttle": 1,
 }
 broker_connection_timeout = 2
 broker_connection_retry_on_startup = True
@@ -70,8 +74,9 @@ task_reject_on_worker_lost = True
 # and a crash puts back at most one task per process.
 worker_prefetch_multiplier = 1
 # Bound every task: a send that hangs past its HTTP timeouts is killed rather than holding a slot.
-task_soft_time_limit = _seconds("CELERY_TASK_SOFT_TIME_LIMIT", 60)
-task_time_limit = _seconds("CELERY_TASK_TIME_LIMIT", 90)
+# Both stay inside MAX_DEFERRAL, so no running task can outlive the visibility timeout either.
+task_soft_time_limit = min(_seconds("CELERY_TASK_SOFT_TIME_LIMIT", 60), MAX_DEFERRAL * 0.8)
+task_time_limit = min(_seconds("CELERY_TASK_TIME_LIMIT", 90), MAX_DEFERRAL)
 # Replace a child process after many tasks, so a slow leak cannot grow without bound.
 worker_max_tasks_per_child = int(os.environ.get("CELERY_MAX_TASKS_PER_CHILD", 10000))
 worker_cancel_long_running_tasks_on_connection_loss = False
@@ -133,3 +138,17 @@ beat_scheduler = "celery.beat:Scheduler"
 
 # The consumer records every message it refuses (pickle or any non-JSON content, unknown tasks).
 worker_consumer = "workers.consumer:GatewayConsumer"
+
+SEND_RECOVERY_INTERVAL = max(1.0, min(60.0, VISIBILITY_TIMEOUT / 10))
+"""Seconds between sweeps for send tasks the broker lost (``outbound.recover_lost_sends``)."""
+
+SEND_RECOVERY_GRACE = VISIBILITY_TIMEOUT * 1.5
+"""How overdue a send must be before the sweep enqueues it again: past the broker's own
+redelivery of a killed worker's tasks (the visibility timeout plus its restore sweeps)."""
+
+beat_schedule["outbound.recover_lost_sends"] = {
+    "task": "outbound.recover_lost_sends",
+    "schedule": SEND_RECOVERY_INTERVAL,
+    # On the lane send workers drain first; a sweep nobody ran in time is dropped, not piled up.
+    "options": {"queue": QUEUE_SEND_HIGH, "expires": SEND_RECOVERY_INTERVAL},
+}

@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     flower.add_argument("--port", type=int, default=int(os.environ.get("FLOWER_PORT", 5555)))
     flower.set_defaults(func=_flower)
 
+    from app.dead_letter_cli import add_commands as add_dlq_commands
+
+    add_dlq_commands(commands)
+
     args = parser.parse_args(argv)
     return args.func(args) or 0
 

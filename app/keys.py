@@ -116,3 +116,47 @@ API_KEY_DIGESTS = PREFIX + ":apikeys:digests"
 API_KEYS_REVOKED = PREFIX + ":apikeys:revoked"
 """Set of SHA-256 digests of revoked keys, including keys given in GATEWAY_API_KEYS, so any key
 can be revoked at once, without a restart."""
+# --- Reliable outbound delivery -------------------------------------------------------------------
+
+SEND_LOCK = PREFIX + ":msg:{message_id}:lock"
+"""Held while one task sends the message, so two deliveries of its task never both send it.
+TTL: the task's hard time limit (``celeryconfig.task_time_limit``), passed in by the task: past
+it the holder is dead for certain."""
+
+IDEMPOTENCY = PREFIX + ":idempotency:{key_digest}"
+"""A client's ``Idempotency-Key`` (by SHA-256) to the body digest and the message ids it created."""
+IDEMPOTENCY_TTL = MESSAGE_TTL
+"""As long as the messages themselves: a repeat returns the same id for as long as it can be read."""
+IDEMPOTENCY_PENDING_TTL = 60
+"""A key claimed by a request still enqueueing; if that request dies, the client may retry after this."""
+
+DEAD_LETTERS = PREFIX + ":dlq"
+"""Sorted set of dead-lettered message ids, scored by the time of their last failure."""
+DEAD_LETTER = PREFIX + ":dlq:{message_id}"
+"""One dead letter (JSON): the full message, the error, attempts, failure times and the reason.
+No TTL: a dead letter is kept until an operator replays or purges it."""
+
+CUSTOMER_WINDOW = PREFIX + ":window:{phone_number_id}:{wa_id}"
+"""Unix time of the customer's last inbound message to this sending number."""
+CUSTOMER_WINDOW_TTL = DAY
+"""Meta's customer service window: free-form messages only within 24 hours of the last inbound."""
+
+RATE_SENDER = PREFIX + ":rate:{{{phone_number_id}}}"
+"""Token bucket (GCRA) of a sending number, shared by every worker. The hash tag keeps a number's
+buckets in one cluster slot, so one script can check the number and the recipient together.
+TTL: set by the script to just past the bucket's last use."""
+
+RATE_PAIR = PREFIX + ":rate:{{{phone_number_id}}}:pair:{wa_id}"
+"""Token bucket of one (sending number, recipient) pair: Meta's pair rate limit. TTL as above."""
+
+TASK_UNFINISHED = PREFIX + ":task:{task_id}:unfinished"
+"""Runs of a task that started and have not finished: each one left over is a worker that died
+running it. Counted to dead-letter a poison message instead of redelivering it forever."""
+TASK_UNFINISHED_TTL = DAY
+"""Far longer than any run of redeliveries (each one comes back within the visibility timeout)."""
+
+SEND_PENDING = PREFIX + ":send:pending"
+"""Sorted set of messages not yet accepted by Meta nor dead-lettered, scored by when a send task
+is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis
+transport pops a task before it records it as unacknowledged, so a worker killed in between
+loses it); the recovery sweep enqueues it again. No TTL: members leave when the send ends."""

@@ -1,11 +1,30 @@
-"""The base task and the retry policy shared by the gateway's tasks."""
+"""The task infrastructure shared by the gateway's tasks: deferrals the broker can honour, a guard
+against poison messages, and no message lost to a Redis failure.
+
+Three traps of Celery on Redis are closed here rather than left to each task:
+
+- A countdown longer than the broker's visibility timeout makes Redis hand the waiting task to
+  another worker, which runs it too. :meth:`GatewayTask.defer` is the one way our tasks wait,
+  and it never asks for more than ``celeryconfig.MAX_DEFERRAL`` (half the visibility timeout).
+- With late acknowledgement, a task that kills its worker (a crash in a C extension, the OOM
+  killer, a hard time limit) is redelivered, kills the next worker, and so on forever. Each run
+  counts itself in Redis when it starts and uncounts itself when it ends; runs left counted are
+  workers that died. Past ``TASK_MAX_REDELIVERIES`` of them the task is not run again but handed
+  to :meth:`GatewayTask.on_poison` (the send task dead-letters its message with reason
+  ``poison``).
+- The broker is the same Redis as the stores. When it fails mid-task, a retry would be published
+  to the Redis that just failed, and Celery drops a message whose retry cannot be published
+  (``Reject`` without requeue). The message is handed back instead: requeued at once if Redis
+  answers again, or redelivered after the visibility timeout if it does not. Tasks are
+  idempotent (claims, locks and wamids are recorded), so the second run resumes the first.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import time
+from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
@@ -13,35 +32,35 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 import celeryconfig
+from app import keys
+from app.config import get_settings
+from app.db import get_redis
+from app.delivery.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE_DELAY = float(os.environ.get("SEND_RETRY_BASE_DELAY", 2.0))
-"""Seconds of the first retry's backoff ceiling; each further attempt doubles it."""
+MAX_REDELIVERIES = int(os.environ.get("TASK_MAX_REDELIVERIES", 3))
+"""Runs of one task that may end with their worker dead before the task is treated as poison."""
 
-RETRY_MAX_DELAY = min(
-    float(os.environ.get("SEND_RETRY_MAX_DELAY", 300.0)), celeryconfig.MAX_DEFERRAL
-)
-"""The longest backoff, capped by the broker's visibility timeout so Redis never redelivers a
-task that is only waiting for its retry."""
+SEND_POLICY = RetryPolicy.from_env(max_deferral=celeryconfig.MAX_DEFERRAL)
+"""The send retry policy, its delays capped by the broker's visibility timeout."""
 
-MAX_ATTEMPTS = int(os.environ.get("SEND_MAX_ATTEMPTS", 8))
-"""Attempts at a transient failure before the message is given up."""
+REDIS_FAILURE_PAUSE = 1.0
+"""Seconds to wait before handing a message back after a Redis error, so a flapping Redis does
+not turn the requeue into a busy loop."""
+
+# KEYS[1] the task's unfinished-runs counter: uncount this run, and drop the key once no run is
+# left, so a healthy task leaves nothing behind.
+_FINISH_RUN = """
+local left = redis.call('DECR', KEYS[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left
+"""
 
 
-def backoff_delay(
-    retries: int, *, base: float = RETRY_BASE_DELAY, cap: float = RETRY_MAX_DELAY
-) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**retries)]."""
-    return random.uniform(0, min(cap, base * (2**retries)))
-
-
-def deferral(server_delay: float | None, retries: int) -> float:
-    """How long to wait before the next try: the server's ``Retry-After`` if it gave one, else a
-    backoff; never longer than the broker allows."""
-    if server_delay is not None:
-        return min(max(server_delay, 0.0), RETRY_MAX_DELAY)
-    return backoff_delay(retries)
+def bounded_countdown(seconds: float) -> float:
+    """``seconds`` within [0, MAX_DEFERRAL]: the longest wait the broker can honour."""
+    return min(max(float(seconds), 0.0), celeryconfig.MAX_DEFERRAL)
 
 
 def turn_summary(turn: dict) -> str:
@@ -51,28 +70,54 @@ def turn_summary(turn: dict) -> str:
     return f"<{turn.get('type') or 'turn'} {ident}>"
 
 
-REDIS_FAILURE_PAUSE = 1.0
-"""Seconds to wait before handing a message back after a Redis error, so a flapping Redis does
-not turn the requeue into a busy loop."""
-
-
 class GatewayTask(Task):
-    """Base of every gateway task: a Redis failure hands the message back instead of losing it.
+    """Base of every gateway task (see the module docstring for the three traps it closes)."""
 
-    The broker is the same Redis as the stores. When it fails mid-task, a retry would be
-    published to the Redis that just failed, and Celery drops a message whose retry cannot be
-    published (``Reject`` without requeue). Here the message is handed back instead: requeued at
-    once if Redis answers again, or redelivered after the visibility timeout if it does not.
-    Tasks are idempotent (claims and wamids are recorded), so the second run resumes the first.
-    """
+    max_redeliveries = MAX_REDELIVERIES
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().__call__(*args, **kwargs)
+            return self._guarded_run(*args, **kwargs)
         except (RedisError, OperationalError) as exc:  # OperationalError: a publish to Redis
             raise self._hand_back(exc) from None
 
-    def retry(self, *args, **kwargs):
+    def _guarded_run(self, *args: Any, **kwargs: Any) -> Any:
+        task_id = self.request.id
+        if task_id is None:  # called directly, not by a worker: nothing to guard
+            return self.run(*args, **kwargs)
+        redis_client = get_redis(get_settings().redis_url)
+        key = keys.TASK_UNFINISHED.format(task_id=task_id)
+        pipe = redis_client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, keys.TASK_UNFINISHED_TTL)
+        died = pipe.execute()[0] - 1  # earlier runs that never finished
+        if died > self.max_redeliveries:
+            log.error("task %s[%s] killed its worker %d times: poison", self.name, task_id, died)
+            redis_client.delete(key)
+            return self.on_poison(died, *args, **kwargs)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            redis_client.eval(_FINISH_RUN, 1, key)
+
+    def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
+        """Called instead of running a task whose earlier runs killed ``deaths`` workers.
+
+        By default the message is dropped with an error in the log; tasks whose work must not
+        vanish (sends) override this to keep it.
+        """
+        log.error("task %s dropped as poison after %d dead workers", self.name, deaths)
+        return None
+
+    def defer(self, seconds: float, **options: Any) -> Exception:
+        """A retry in ``seconds`` (at most MAX_DEFERRAL) that does not hold a worker slot.
+
+        Returns the exception to raise, like ``Task.retry``. Retries are not limited here: each
+        task keeps its own budgets (see :class:`app.delivery.retry.RetryPolicy`).
+        """
+        return self.retry(countdown=bounded_countdown(seconds), max_retries=None, **options)
+
+    def retry(self, *args: Any, **kwargs: Any) -> Exception:
         try:
             return super().retry(*args, **kwargs)
         except Reject as reject:

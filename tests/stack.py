@@ -352,3 +352,22 @@ class SimulatorThread:
     def close(self) -> None:
         self.server.shutdown()
         self._thread.join(timeout=5)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (a Celery worker's pool processes)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(c) for c in task.read_text().split()]
+    return children
+
+
+def start_beat(env: dict[str, str]) -> Process:
+    """Celery beat, as the Procfile runs it; returns once it has started."""
+    proc = Process(
+        "beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO"], env
+    )
+    wait_for(lambda: "beat: Starting" in proc.output() or proc.proc.poll() is not None, timeout=60)
+    if proc.proc.poll() is not None:
+        raise RuntimeError(f"beat exited:\n{proc.output()}")
+    return proc

@@ -29,7 +29,9 @@ from app.conversations.responder import Inbound, ReplyService
 from app.conversations.rules import HANDOFF_REPLIES, wants_human
 from app.conversations.text import detect_language
 from app.conversations.turns import CustomerTurn, describe
+from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
+from app.delivery.window import CustomerWindows
 from app.whatsapp.webhook import Status, parse_webhook
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,10 @@ def handle_webhook(
             result.statuses_applied += 1
         else:
             result.statuses_ignored += 1
+    windows = CustomerWindows(redis_client)
     for message in event.messages:
+        # Every message from the customer reopens their 24-hour window with this number.
+        windows.record_inbound(message.metadata.phone_number_id, message.from_, message.timestamp)
         if not claim(redis_client, message.id, owner):
             result.duplicates.append(message.id)
             continue
@@ -266,10 +271,11 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     if target is None or message_id is None:
         log.info("status %s for unknown message %s ignored", status.status, status.id)
         return False
-    fields: dict[str, Any] = {}
-    if target == FAILED and status.errors:
-        fields["error"] = status.errors[0]
-    return store.advance(message_id, target, **fields)
+    if target == FAILED:
+        # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
+        dead_letters = DeadLetterStore(store.redis)
+        return dead_letter_failed_status(store, dead_letters, message_id, status.errors)
+    return store.advance(message_id, target)
 
 
 def claim(redis_client: redis.Redis, wamid: str, owner: str = "") -> bool:

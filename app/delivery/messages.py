@@ -26,24 +26,54 @@ DEAD_LETTERED = "dead_lettered"
 STATUS_RANK = {QUEUED: 0, SENDING: 0, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5, DEAD_LETTERED: 6}
 """A status only ever moves to one of equal or higher rank: a late ``delivered`` never undoes ``read``."""
 
-# KEYS[1] record hash, KEYS[2] history list. ARGV: status, rank table (JSON), now, extra fields (JSON).
-# Returns 1 when the status moved, 0 when it was the same (fields still set) or older than the
-# record's (an ignored entry goes into the history), -1 when there is no such message.
+TERMINAL = frozenset({DEAD_LETTERED})
+"""Statuses after which no task sends the message again (until an operator replays it)."""
+
+# KEYS[1] record hash, KEYS[2] history list. ARGV: status, rank table (JSON), now, extra fields
+# (JSON), history note (JSON object merged into the history entry).
+# Returns 1 when the status moved, 0 when it was the same (fields still set; the entry is kept if
+# it has a note) or older than the record's (an ignored entry goes into the history), -1 when
+# there is no such message.
 _ADVANCE = """
 local ranks = cjson.decode(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local current = redis.call('HGET', KEYS[1], 'status')
+local entry = cjson.decode(ARGV[5])
+local noted = next(entry) ~= nil
+entry['status'] = ARGV[1]
+entry['at'] = tonumber(ARGV[3])
 if current and ranks[current] and ranks[ARGV[1]] < ranks[current] then
-  redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3]), ignored=true}))
+  entry['ignored'] = true
+  redis.call('RPUSH', KEYS[2], cjson.encode(entry))
   return 0
 end
 local extra = cjson.decode(ARGV[4])
 for k, v in pairs(extra) do redis.call('HSET', KEYS[1], k, v) end
-if current == ARGV[1] then return 0 end
+if current == ARGV[1] then
+  if noted then redis.call('RPUSH', KEYS[2], cjson.encode(entry)) end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
-redis.call('RPUSH', KEYS[2], cjson.encode({status=ARGV[1], at=tonumber(ARGV[3])}))
+redis.call('RPUSH', KEYS[2], cjson.encode(entry))
 return 1
 """
+
+# KEYS[1] send lock. ARGV[1] the holder's token. Deletes the lock only if this holder still has it.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to record with :meth:`MessageStore.create_many`."""
+
+    id: str
+    payload: dict[str, Any]
+    priority: str
+    idempotency_key: str | None = None
+    note: dict[str, Any] | None = None
 
 
 @dataclass
@@ -57,7 +87,12 @@ class MessageRecord:
     status: str
     wamid: str | None = None
     attempts: int = 0
+    failures: int = 0
+    throttles: int = 0
     error: dict[str, Any] | None = None
+    dead_letter_reason: str | None = None
+    idempotency_key: str | None = None
+    first_failed_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +107,8 @@ class MessageRecord:
             "wamid": self.wamid,
             "attempts": self.attempts,
             "error": self.error,
+            "dead_letter_reason": self.dead_letter_reason,
+            "message": self.payload,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "history": self.history,
@@ -84,6 +121,7 @@ class MessageStore:
     def __init__(self, redis_client: redis.Redis):
         self.redis = redis_client
         self._advance = redis_client.register_script(_ADVANCE)
+        self._unlock = redis_client.register_script(_UNLOCK)
 
     @staticmethod
     def key(message_id: str) -> str:
@@ -93,8 +131,44 @@ class MessageStore:
     def history_key(message_id: str) -> str:
         return keys.MESSAGE.format(message_id=message_id) + ":history"
 
-    def create(self, message_id: str, payload: dict[str, Any], priority: str) -> bool:
-        """Record a new queued message; False (and nothing changed) if the id already exists."""
+    def create(
+        self,
+        message_id: str,
+        payload: dict[str, Any],
+        priority: str,
+        *,
+        idempotency_key: str | None = None,
+        note: dict[str, Any] | None = None,
+        created_at: float | None = None,
+    ) -> bool:
+        """Record a new queued message; False (and nothing changed) if the id already exists.
+
+        ``note`` goes into the first history entry (say, that a template replaced the message).
+        """
+        if not self.redis.hsetnx(self.key(message_id), "id", message_id):
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        self._write_new(pipe, message_id, payload, priority, idempotency_key, note, created_at)
+        pipe.execute()
+        return True
+
+    def create_many(self, messages: list[NewMessage]) -> None:
+        """Record many new queued messages in one round trip; their ids must be fresh (uuid4)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for m in messages:
+            self._write_new(pipe, m.id, m.payload, m.priority, m.idempotency_key, m.note, None)
+        pipe.execute()
+
+    def _write_new(
+        self,
+        pipe: Any,
+        message_id: str,
+        payload: dict[str, Any],
+        priority: str,
+        idempotency_key: str | None,
+        note: dict[str, Any] | None,
+        created_at: float | None,
+    ) -> None:
         now = time.time()
         key = self.key(message_id)
         record = {
@@ -104,18 +178,38 @@ class MessageStore:
             "priority": priority,
             "status": QUEUED,
             "attempts": 0,
-            "created_at": now,
+            "failures": 0,
+            "throttles": 0,
+            "created_at": created_at or now,
             "updated_at": now,
         }
-        if not self.redis.hsetnx(key, "id", message_id):
-            return False
-        pipe = self.redis.pipeline()
+        if idempotency_key:
+            record["idempotency_key"] = idempotency_key
         pipe.hset(key, mapping=record)
         pipe.expire(key, keys.MESSAGE_TTL)
-        pipe.rpush(self.history_key(message_id), json.dumps({"status": QUEUED, "at": now}))
+        pipe.rpush(
+            self.history_key(message_id), json.dumps({**(note or {}), "status": QUEUED, "at": now})
+        )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
-        pipe.execute()
-        return True
+        pipe.zadd(keys.SEND_PENDING, {message_id: now})
+
+    def delete(self, *message_ids: str) -> None:
+        """Forget messages that were never enqueued (their request failed before the broker took them)."""
+        if message_ids:
+            self.redis.delete(*[k for i in message_ids for k in (self.key(i), self.history_key(i))])
+            self.redis.zrem(keys.SEND_PENDING, *message_ids)
+
+    def expect_run(self, message_id: str, at: float | None = None) -> None:
+        """Note that a send task for the message is due to run at ``at`` (default now)."""
+        self.redis.zadd(keys.SEND_PENDING, {message_id: at or time.time()})
+
+    def send_ended(self, message_id: str) -> None:
+        """The message is with Meta or dead-lettered: no send task is expected any more."""
+        self.redis.zrem(keys.SEND_PENDING, message_id)
+
+    def overdue(self, before: float, limit: int = 1000) -> list[str]:
+        """Messages whose send task was due to run before ``before``, most overdue first."""
+        return self.redis.zrangebyscore(keys.SEND_PENDING, "-inf", before, start=0, num=limit)
 
     def get(self, message_id: str) -> MessageRecord | None:
         """The record for ``message_id``, or None."""
@@ -133,37 +227,117 @@ class MessageStore:
             status=data.get("status", QUEUED),
             wamid=data.get("wamid") or None,
             attempts=int(data.get("attempts", 0)),
+            failures=int(data.get("failures", 0)),
+            throttles=int(data.get("throttles", 0)),
             error=json.loads(data["error"]) if data.get("error") else None,
+            dead_letter_reason=data.get("dead_letter_reason") or None,
+            idempotency_key=data.get("idempotency_key") or None,
+            first_failed_at=float(data["first_failed_at"]) if data.get("first_failed_at") else None,
             created_at=float(data.get("created_at", 0)),
             updated_at=float(data.get("updated_at", 0)),
             history=[json.loads(h) for h in history],
         )
 
-    def advance(self, message_id: str, status: str, **fields: Any) -> bool:
+    def advance(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        note: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
         """Move the message to ``status`` unless it is already further along; set ``fields`` too.
 
-        Returns whether the status was applied. Field values are stored as strings; dicts as JSON.
+        ``note`` is merged into the history entry. Returns whether the status was applied. Field
+        values are stored as strings; dicts as JSON.
         """
         if status not in STATUS_RANK:
             raise ValueError(f"unknown message status {status!r}")
         extra = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
         result = self._advance(
             keys=[self.key(message_id), self.history_key(message_id)],
-            args=[status, json.dumps(STATUS_RANK), time.time(), json.dumps(extra)],
+            args=[
+                status,
+                json.dumps(STATUS_RANK),
+                time.time(),
+                json.dumps(extra),
+                json.dumps(note or {}),
+            ],
         )
         return result == 1
 
     def mark_sending(self, message_id: str) -> int:
         """Count one more attempt and mark the message ``sending``; returns the attempt number."""
         attempts = self.redis.hincrby(self.key(message_id), "attempts", 1)
-        self.advance(message_id, SENDING)
+        self.advance(message_id, SENDING, note={"attempt": attempts})
         return attempts
+
+    def count_failure(self, message_id: str) -> int:
+        """Count one transient failure (the budget ``SEND_MAX_ATTEMPTS`` bounds); the new count."""
+        pipe = self.redis.pipeline()
+        pipe.hincrby(self.key(message_id), "failures", 1)
+        pipe.hsetnx(self.key(message_id), "first_failed_at", time.time())
+        return pipe.execute()[0]
+
+    def count_throttle(self, message_id: str) -> int:
+        """Count one refusal by Meta's rate limits, kept apart from the failure budget; the count."""
+        pipe = self.redis.pipeline()
+        pipe.hincrby(self.key(message_id), "throttles", 1)
+        pipe.hsetnx(self.key(message_id), "first_failed_at", time.time())
+        return pipe.execute()[0]
+
+    def lock_send(self, message_id: str, token: str, ttl: float) -> bool:
+        """Take the message's send lock for ``ttl`` seconds; False if another run holds it."""
+        key = keys.SEND_LOCK.format(message_id=message_id)
+        return bool(self.redis.set(key, token, nx=True, px=max(1, int(ttl * 1000))))
+
+    def lock_remaining(self, message_id: str) -> float:
+        """Seconds until the send lock expires by itself (0 if it is free)."""
+        return max(0, self.redis.pttl(keys.SEND_LOCK.format(message_id=message_id))) / 1000
+
+    def unlock_send(self, message_id: str, token: str) -> None:
+        """Release the send lock if ``token`` still holds it."""
+        self._unlock(keys=[keys.SEND_LOCK.format(message_id=message_id)], args=[token])
+
+    def reset_for_replay(self, message_id: str) -> None:
+        """Put a dead-lettered message back to ``queued`` with its attempts and error cleared.
+
+        The one way a status moves backwards, and only on an operator's request. The id, payload and
+        idempotency key stay; Meta's id of the failed attempt is forgotten, so its late statuses no
+        longer reach the message.
+        """
+        key = self.key(message_id)
+        old_wamid = self.redis.hget(key, "wamid")
+        now = time.time()
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            key,
+            mapping={
+                "status": QUEUED,
+                "attempts": 0,
+                "failures": 0,
+                "throttles": 0,
+                "updated_at": now,
+            },
+        )
+        pipe.hdel(key, "error", "wamid", "dead_letter_reason", "first_failed_at")
+        if old_wamid:
+            pipe.delete(keys.WAMID_INDEX.format(wamid=old_wamid))
+        pipe.expire(key, keys.MESSAGE_TTL)
+        pipe.rpush(
+            self.history_key(message_id),
+            json.dumps({"status": QUEUED, "at": now, "replayed": True}),
+        )
+        pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.zadd(keys.SEND_PENDING, {message_id: now})
+        pipe.execute()
 
     def record_wamid(self, message_id: str, wamid: str) -> None:
         """Keep Meta's id for the message and index it, so status webhooks find the message."""
         pipe = self.redis.pipeline()
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
+        pipe.zrem(keys.SEND_PENDING, message_id)
         pipe.execute()
         self.advance(message_id, SENT)
 

@@ -1,12 +1,47 @@
-"""Sending one recorded message through the Graph API, at most once in effect."""
+"""Sending one recorded message through the Graph API, at most once in effect.
+
+:func:`send_recorded_message` is everything a send task does, without Celery: it takes the
+message's send lock, asks the rate limiter for a token, sends, records Meta's ``wamid``, and on
+failure either schedules a retry (by returning how long to wait) or dead-letters the message with
+its reason. The task only turns a returned delay into a Celery retry.
+
+Exactly once where it can be had: Celery delivers a task at least once, so the ``wamid`` is
+recorded before the task is acknowledged and checked before sending, and a lock keeps two
+deliveries of one task from sending side by side. The one window left for a duplicate is between
+Meta accepting the message and that record: a worker killed in those microseconds, or Meta's
+answer lost on the way back (a timeout after Meta had accepted), leaves a message Meta has but the
+gateway does not know it has, and the retry sends it again. Meta's API has no idempotency key to
+close that window.
+
+Lost tasks: the broker can lose a task outright (kombu's Redis transport pops a task before it
+records it as unacknowledged, so a worker killed in between loses it). Every message waiting to be
+sent is therefore indexed with the time its next run is due (``MessageStore.expect_run``), and
+:func:`recover_lost_sends` enqueues again the ones long overdue. An extra task is harmless: the
+lock and the ``wamid`` check make it a no-op if the original turns up after all.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
-from app.delivery.messages import DEAD_LETTERED, FAILED, MessageStore
+from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
+from app.delivery.messages import QUEUED, TERMINAL, MessageRecord, MessageStore
+from app.delivery.ratelimit import SendRateLimiter
+from app.delivery.retry import RetryPolicy
+from app.ops import metrics, observe
 from app.whatsapp.client import GraphClient
+from app.whatsapp.errors import (
+    GraphAPIError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,26 +53,150 @@ class SendOutcome(StrEnum):
     ALREADY_SENT = "already_sent"
     FINISHED = "finished"
     MISSING = "missing"
+    RATE_LIMITED = "rate_limited"
+    LOCKED = "locked"
+    RETRY = "retry"
+    DEAD_LETTERED = "dead_lettered"
 
 
-def send_recorded_message(store: MessageStore, client: GraphClient, message_id: str) -> SendOutcome:
-    """Send the message ``message_id`` unless Meta already accepted it.
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome, and the seconds to wait before running again when there is one."""
 
-    Meta's ``wamid`` is recorded before the task acknowledges, and checked here before sending, so a
-    redelivered task does not send again. The one window left for a duplicate is between Meta's
-    answer and that record (a crash in those microseconds). Graph errors propagate to the caller,
-    which owns the retry policy.
-    """
-    record = store.get(message_id)
+    outcome: SendOutcome
+    retry_in: float | None = None
+
+
+@dataclass
+class Sender:
+    """What sending needs: the stores, the client for the number, its limiter and the policy."""
+
+    store: MessageStore
+    dead_letters: DeadLetterStore
+    client: GraphClient
+    limiter: SendRateLimiter
+    policy: RetryPolicy
+    lock_ttl: float
+    """Seconds the send lock lives: the task's hard time limit."""
+
+
+def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
+    """Send the message ``message_id`` unless Meta already has it; see the module docstring."""
+    store = sender.store
+    token = uuid.uuid4().hex
+    if not store.lock_send(message_id, token, sender.lock_ttl):
+        # Another delivery of this task is sending it, or died doing so: come back after it,
+        # unless it has already finished.
+        record = store.get(message_id)
+        if record is None or record.wamid or record.status in TERMINAL:
+            return _finished(record)
+        wait = sender.policy.bounded(store.lock_remaining(message_id) or 1.0)
+        store.expect_run(message_id, time.time() + wait)
+        return SendResult(SendOutcome.LOCKED, wait)
+    try:
+        record = store.get(message_id)
+        if record is None or record.wamid or record.status in TERMINAL:
+            return _finished(record)
+        # Running now; each deferral below moves the expectation to when the task comes back.
+        store.expect_run(message_id)
+        wait = sender.limiter.acquire(sender.client.phone_number_id, record.to, record.priority)
+        if wait > 0:
+            metrics.record_rate_limit_deferral()
+            metrics.record_retry("rate_limited")
+            wait = sender.policy.bounded(wait)
+            store.expect_run(message_id, time.time() + wait)
+            return SendResult(SendOutcome.RATE_LIMITED, wait)
+        attempt = store.mark_sending(message_id)
+        try:
+            result = sender.client.send_message(record.payload)
+        except GraphAPIError as exc:
+            return handle_send_failure(sender, message_id, exc)
+        # From Meta's answer to this line is the one window for a duplicate (module docstring).
+        store.record_wamid(message_id, result.wamid)
+        observe.send_succeeded(store, message_id)
+        log.info(
+            "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, attempt
+        )
+        return SendResult(SendOutcome.SENT)
+    finally:
+        store.unlock_send(message_id, token)
+
+
+def _finished(record: MessageRecord | None) -> SendResult:
+    """The result for a message there is nothing (more) to send for."""
     if record is None:
-        log.warning("message %s has no record; nothing to send", message_id)
-        return SendOutcome.MISSING
+        log.warning("a send task ran for a message with no record; nothing to send")
+        return SendResult(SendOutcome.MISSING)
     if record.wamid:
-        return SendOutcome.ALREADY_SENT
-    if record.status in (FAILED, DEAD_LETTERED):
-        return SendOutcome.FINISHED
-    attempt = store.mark_sending(message_id)
-    result = client.send_message(record.payload)
-    store.record_wamid(message_id, result.wamid)
-    log.info("message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, attempt)
-    return SendOutcome.SENT
+        return SendResult(SendOutcome.ALREADY_SENT)
+    return SendResult(SendOutcome.FINISHED)
+
+
+def handle_send_failure(sender: Sender, message_id: str, exc: GraphAPIError) -> SendResult:
+    """Retry a passing failure within its budget; dead-letter everything else, with its reason."""
+    error = exc.to_dict()
+    result = _retry_or_dead_letter(sender, message_id, exc, error)
+    observe.send_failed(sender.store, message_id, exc, gave_up=result.retry_in is None)
+    return result
+
+
+def _retry_or_dead_letter(
+    sender: Sender, message_id: str, exc: GraphAPIError, error: dict
+) -> SendResult:
+    store, policy = sender.store, sender.policy
+    if isinstance(exc, ThrottledError):
+        throttles = store.count_throttle(message_id)
+        if throttles >= policy.max_throttled:
+            return _dead_letter(sender, message_id, dl.THROTTLED, error)
+        delay = policy.after_throttle(exc.retry_after, throttles)
+    elif isinstance(exc, TransientError):
+        failures = store.count_failure(message_id)
+        if failures >= policy.max_attempts:
+            return _dead_letter(sender, message_id, dl.RETRIES_EXHAUSTED, error)
+        delay = policy.backoff(failures)
+    else:
+        if not isinstance(exc, PermanentError):
+            # A configuration error: every message will fail alike until an operator acts.
+            log.error("Graph API configuration problem, operator action needed: %s", exc)
+        return _dead_letter(sender, message_id, dl.reason_for(exc), error)
+    log.info("message %s: %s; retrying in %.2fs", message_id, exc, delay)
+    store.expect_run(message_id, time.time() + delay)
+    store.advance(
+        message_id, QUEUED, error=error, note={"retry_in": round(delay, 3), "code": exc.code}
+    )
+    return SendResult(SendOutcome.RETRY, delay)
+
+
+def _dead_letter(sender: Sender, message_id: str, reason: str, error: dict | None) -> SendResult:
+    sender.dead_letters.add(sender.store, message_id, reason, error)
+    return SendResult(SendOutcome.DEAD_LETTERED)
+
+
+def recover_lost_sends(
+    store: MessageStore,
+    enqueue: Callable[[str, str], None],
+    lane_depth: Callable[[str], int],
+    grace: float,
+    now: float | None = None,
+) -> list[str]:
+    """Enqueue again the sends overdue by more than ``grace`` seconds; the ids enqueued.
+
+    ``grace`` is past the broker's visibility timeout, so this does not race the broker's own
+    redelivery of a killed worker's tasks. A message whose lane still has tasks waiting is left alone: it may
+    simply not have been reached yet, and doubling a campaign's backlog would help no one.
+    """
+    now = now or time.time()
+    recovered = []
+    for message_id in store.overdue(now - grace):
+        record = store.get(message_id)
+        if record is None or record.wamid or record.status in TERMINAL:
+            store.send_ended(message_id)
+            continue
+        if lane_depth(record.priority) > 0:
+            continue
+        enqueue(message_id, record.priority)
+        store.expect_run(message_id, now)
+        recovered.append(message_id)
+    if recovered:
+        log.warning("%d sends were lost by the broker and are enqueued again", len(recovered))
+    return recovered

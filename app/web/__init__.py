@@ -24,7 +24,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     import workers
     from app.db import get_redis
-    from app.web import alerts, conversations, health, metrics, webhooks
+    from app.web import (
+        alerts,
+        conversations,
+        dead_letters,
+        health,
+        messages,
+        metrics,
+        openapi,
+        webhooks,
+    )
     from tasks.publish import TaskPublisher
 
     app.extensions["task_publisher"] = TaskPublisher(
@@ -36,6 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(conversations.bp)
+    app.register_blueprint(messages.bp)
+    app.register_blueprint(dead_letters.bp)
+    app.register_blueprint(openapi.bp)
     app.register_error_handler(HTTPException, _http_error)
     return app
 

@@ -37,7 +37,7 @@ __all__ = ["GraphClient", "MediaDownload", "MediaInfo", "SendResult", "client_fo
 CONNECT_TIMEOUT = 3.05
 """Seconds to open a connection to the Graph API (just over a TCP retransmit window)."""
 
-READ_TIMEOUT = 20.0
+READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT", 20.0))
 """Seconds to wait for Meta's answer; a send that hangs longer is retried as transient."""
 
 POOL_SIZE = 32

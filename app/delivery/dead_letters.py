@@ -1,0 +1,326 @@
+"""The dead-letter store: every message the gateway gave up on, with why, ready to replay.
+
+One entry per message (its id is the gateway's message id), kept in Redis until an operator
+replays or purges it: the full message, Meta's error (code, title, details), the attempts, the
+first and last failure times and the reason. A sorted set scored by the last failure time orders
+them; filters by reason and error code scan it, which is fine for the hundreds or thousands of
+entries a healthy deployment holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from app import keys
+from app.delivery.messages import DEAD_LETTERED, FAILED, MessageRecord, MessageStore
+from app.whatsapp.errors import (
+    ConfigurationError,
+    GraphAPIError,
+    PermanentError,
+    WindowClosedError,
+    classify,
+)
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERROR = "permanent_error"
+"""Meta refused the message for good (invalid recipient, bad parameter, template problem...)."""
+RETRIES_EXHAUSTED = "retries_exhausted"
+"""Transient failures (5xx, timeouts) went on for ``SEND_MAX_ATTEMPTS`` attempts."""
+THROTTLED = "throttled"
+"""Meta kept rate-limiting the message for ``SEND_MAX_THROTTLED`` refusals."""
+WINDOW_CLOSED = "window_closed"
+"""Meta answered 131047: the customer's 24-hour window had closed."""
+CONFIGURATION_ERROR = "configuration_error"
+"""The token, permissions or account were wrong; replay once the operator has fixed them."""
+DELIVERY_FAILED = "delivery_failed"
+"""Meta accepted the message and later reported it ``failed`` with a non-permanent error."""
+POISON = "poison"
+"""Its send task killed its worker ``TASK_MAX_REDELIVERIES`` times."""
+INTERNAL_ERROR = "internal_error"
+"""An unexpected error in the gateway itself; the log has the traceback."""
+
+REASONS = (
+    PERMANENT_ERROR,
+    RETRIES_EXHAUSTED,
+    THROTTLED,
+    WINDOW_CLOSED,
+    CONFIGURATION_ERROR,
+    DELIVERY_FAILED,
+    POISON,
+    INTERNAL_ERROR,
+)
+
+SCAN_BATCH = 500
+"""Entries read per round trip when listing or filtering."""
+
+Enqueue = Callable[[str, str], None]
+"""Puts a send task for (message_id, priority lane) on the broker."""
+
+
+def reason_for(error: GraphAPIError | type[GraphAPIError]) -> str:
+    """The dead-letter reason for a Graph error that is not worth retrying."""
+    kind = error if isinstance(error, type) else type(error)
+    if issubclass(kind, WindowClosedError):
+        return WINDOW_CLOSED
+    if issubclass(kind, ConfigurationError):
+        return CONFIGURATION_ERROR
+    if issubclass(kind, PermanentError):
+        return PERMANENT_ERROR
+    return DELIVERY_FAILED
+
+
+def error_from_status(error: dict[str, Any]) -> dict[str, Any]:
+    """Meta's error object of a ``failed`` status webhook, in the shape of ``GraphAPIError.to_dict``."""
+    data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    try:
+        code: int | None = int(error.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = None
+    return {
+        "class": classify(code, None).__name__ if code is not None else None,
+        "code": code,
+        "title": error.get("title"),
+        "message": error.get("message"),
+        "details": data.get("details"),
+        "href": error.get("href"),
+    }
+
+
+@dataclass
+class DeadLetter:
+    """One message the gateway gave up on."""
+
+    id: str
+    reason: str
+    message: dict[str, Any]
+    priority: str
+    error: dict[str, Any] | None
+    attempts: int
+    first_failed_at: float
+    last_failed_at: float
+    idempotency_key: str | None = None
+    wamid: str | None = None
+    created_at: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def code(self) -> int | None:
+        """Meta's error code, if the failure came from Meta."""
+        return (self.error or {}).get("code")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a listing shows; ``to_dict`` has the full message and history."""
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "code": self.code,
+            "title": (self.error or {}).get("title") or (self.error or {}).get("message"),
+            "to": self.message.get("to"),
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "first_failed_at": self.first_failed_at,
+            "last_failed_at": self.last_failed_at,
+        }
+
+
+class DeadLetterStore:
+    """Dead letters in Redis: ``add``, ``get``, ``list``, ``replay``, ``remove``, ``purge``."""
+
+    def __init__(self, redis_client: redis.Redis):
+        self.redis = redis_client
+
+    @staticmethod
+    def key(message_id: str) -> str:
+        return keys.DEAD_LETTER.format(message_id=message_id)
+
+    def __len__(self) -> int:
+        return self.redis.zcard(keys.DEAD_LETTERS)
+
+    def __contains__(self, message_id: object) -> bool:
+        return self.redis.zscore(keys.DEAD_LETTERS, str(message_id)) is not None
+
+    def add(
+        self,
+        store: MessageStore,
+        message_id: str,
+        reason: str,
+        error: dict[str, Any] | None = None,
+    ) -> DeadLetter | None:
+        """Dead-letter message ``message_id``: keep the entry, then mark the record.
+
+        The entry is written first: a crash between the two leaves a replayable dead letter, never
+        a record that says ``dead_lettered`` with nothing to replay. None if there is no record.
+        """
+        if reason not in REASONS:
+            raise ValueError(f"unknown dead-letter reason {reason!r}")
+        record = store.get(message_id)
+        if record is None:
+            log.warning("message %s has no record; nothing to dead-letter", message_id)
+            return None
+        now = time.time()
+        letter = self._letter(record, reason, error or record.error, now)
+        pipe = self.redis.pipeline()
+        pipe.set(self.key(message_id), json.dumps(letter.to_dict(), separators=(",", ":")))
+        pipe.zadd(keys.DEAD_LETTERS, {message_id: now})
+        pipe.execute()
+        if error is not None:
+            store.advance(message_id, FAILED, error=error, note={"code": error.get("code")})
+        fields: dict[str, Any] = {"dead_letter_reason": reason}
+        if error is not None:
+            fields["error"] = error
+        store.advance(message_id, DEAD_LETTERED, note={"reason": reason}, **fields)
+        store.send_ended(message_id)
+        log.warning(
+            "message %s dead-lettered: %s (code %s)", message_id, reason, letter.code or "-"
+        )
+        return letter
+
+    @staticmethod
+    def _letter(
+        record: MessageRecord, reason: str, error: dict[str, Any] | None, now: float
+    ) -> DeadLetter:
+        return DeadLetter(
+            id=record.id,
+            reason=reason,
+            message=record.payload,
+            priority=record.priority,
+            error=error,
+            attempts=record.attempts,
+            first_failed_at=record.first_failed_at or now,
+            last_failed_at=now,
+            idempotency_key=record.idempotency_key,
+            wamid=record.wamid,
+            created_at=record.created_at,
+            history=record.history,
+        )
+
+    def get(self, message_id: str) -> DeadLetter | None:
+        raw = self.redis.get(self.key(message_id))
+        return DeadLetter(**json.loads(raw)) if raw else None
+
+    def ids(self, start: int = 0, end: int = -1) -> list[str]:
+        """Message ids, most recent failure first."""
+        return self.redis.zrevrange(keys.DEAD_LETTERS, start, end)
+
+    def iter(self, reason: str | None = None, code: int | None = None) -> Iterator[DeadLetter]:
+        """Every dead letter matching ``reason`` and Meta error ``code``, most recent first."""
+        offset = 0
+        while True:
+            batch = self.ids(offset, offset + SCAN_BATCH - 1)
+            if not batch:
+                return
+            offset += len(batch)
+            for raw in self.redis.mget([self.key(i) for i in batch]):
+                if raw is None:
+                    continue
+                letter = DeadLetter(**json.loads(raw))
+                if reason and letter.reason != reason:
+                    continue
+                if code is not None and letter.code != code:
+                    continue
+                yield letter
+
+    def list(
+        self, reason: str | None = None, code: int | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetter]:
+        """A page of matching dead letters, most recent failure first."""
+        letters = []
+        for index, letter in enumerate(self.iter(reason, code)):
+            if index < offset:
+                continue
+            if len(letters) >= limit:
+                break
+            letters.append(letter)
+        return letters
+
+    def remove(self, message_id: str) -> bool:
+        """Drop one entry (the message record keeps its ``dead_lettered`` status and history)."""
+        pipe = self.redis.pipeline()
+        pipe.zrem(keys.DEAD_LETTERS, message_id)
+        pipe.delete(self.key(message_id))
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    def purge(self, reason: str | None = None, code: int | None = None) -> int:
+        """Drop every matching entry; returns how many."""
+        return sum(self.remove(letter.id) for letter in list(self.iter(reason, code)))
+
+    def replay(self, store: MessageStore, message_id: str, enqueue: Enqueue) -> bool:
+        """Send a dead-lettered message again: same id, same idempotency key, attempts reset.
+
+        The record is recreated from the entry if it has expired meanwhile. If the broker refuses
+        the task, the entry and the record's status are put back and the error propagates.
+        Returns False if there is no such dead letter.
+        """
+        letter = self.get(message_id)
+        if letter is None:
+            return False
+        if store.get(message_id) is None:
+            store.create(
+                message_id,
+                letter.message,
+                letter.priority,
+                idempotency_key=letter.idempotency_key,
+                created_at=letter.created_at,
+            )
+        store.reset_for_replay(message_id)
+        self.remove(message_id)
+        try:
+            enqueue(message_id, letter.priority)
+        except Exception:
+            self.redis.set(self.key(message_id), json.dumps(letter.to_dict()))
+            self.redis.zadd(keys.DEAD_LETTERS, {message_id: letter.last_failed_at})
+            store.advance(message_id, DEAD_LETTERED, note={"reason": "replay_failed"})
+            raise
+        log.info("dead letter %s replayed on the %s lane", message_id, letter.priority)
+        return True
+
+    def replay_matching(
+        self,
+        store: MessageStore,
+        enqueue: Enqueue,
+        reason: str | None = None,
+        code: int | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Replay every dead letter matching the filter (at most ``limit``); the ids replayed."""
+        replayed = []
+        for letter in list(self.iter(reason, code)):
+            if limit is not None and len(replayed) >= limit:
+                break
+            if self.replay(store, letter.id, enqueue):
+                replayed.append(letter.id)
+        return replayed
+
+
+def dead_letter_failed_status(
+    store: MessageStore,
+    dead_letters: DeadLetterStore,
+    message_id: str,
+    errors: list[dict[str, Any]],
+) -> bool:
+    """Apply a ``failed`` status webhook: record Meta's error and dead-letter the message.
+
+    The reason follows Meta's error code (131047 is ``window_closed``, a permanent code is
+    ``permanent_error``, anything else ``delivery_failed``). A repeat of the webhook changes
+    nothing. Returns whether the message was dead-lettered now.
+    """
+    record = store.get(message_id)
+    if record is None or record.status == DEAD_LETTERED:
+        return False
+    error = error_from_status(errors[0]) if errors else {"code": None, "message": "failed"}
+    reason = (
+        reason_for(classify(error["code"], None)) if error["code"] is not None else DELIVERY_FAILED
+    )
+    return dead_letters.add(store, message_id, reason, error) is not None

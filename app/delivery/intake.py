@@ -1,0 +1,142 @@
+"""Accepting messages from the business: validate, apply the 24-hour window, record, enqueue.
+
+The API's views call :func:`prepare` for each message and :func:`accept` for the lot; a message
+is only reported accepted once its record exists and the broker holds its send task.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.delivery.idempotency import IdempotencyStore
+from app.delivery.messages import QUEUED, MessageStore, NewMessage
+from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
+from app.whatsapp.errors import MessageValidationError
+from app.whatsapp.messages import validate_message
+
+log = logging.getLogger(__name__)
+
+PRIORITIES = ("high", "normal", "bulk")
+"""Priority lanes: ``high`` for a customer who is waiting, ``bulk`` for campaigns."""
+
+DEFAULT_PRIORITY = "normal"
+
+MAX_BATCH = 1000
+"""Messages one batch request may carry."""
+
+EnqueueAll = Callable[[Sequence[tuple[str, str]]], None]
+"""Puts one send task per (message_id, priority lane) on the broker, or raises."""
+
+
+class Refused(Exception):
+    """A message the API refuses: ``code`` for programs, ``field`` and ``message`` for people."""
+
+    def __init__(self, code: str, field: str, message: str):
+        self.code = code
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One validated message ready to record: what to send, on which lane, and any history note."""
+
+    message: dict[str, Any]
+    priority: str
+    note: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The ids of the accepted messages; ``replayed`` if an idempotent repeat returned them."""
+
+    ids: list[str]
+    replayed: bool = False
+
+
+def prepare(
+    body: Any,
+    *,
+    phone_number_id: str,
+    windows: CustomerWindows,
+    fallback: FallbackTemplate | None,
+) -> Submission:
+    """Validate one message of the API and apply the customer's 24-hour window.
+
+    Raises :class:`Refused` with ``invalid_message`` (naming the field) or ``window_closed``.
+    """
+    if not isinstance(body, dict):
+        raise Refused("invalid_message", "body", "must be a JSON object")
+    priority = body.get("priority", DEFAULT_PRIORITY)
+    if priority not in PRIORITIES:
+        raise Refused("invalid_message", "priority", f"must be one of {', '.join(PRIORITIES)}")
+    try:
+        message = validate_message({k: v for k, v in body.items() if k != "priority"})
+    except MessageValidationError as exc:
+        raise Refused("invalid_message", exc.field, exc.message) from None
+    if not is_free_form(message) or windows.is_open(phone_number_id, message["to"]):
+        return Submission(message, priority)
+    if fallback is None:
+        raise Refused(
+            "window_closed",
+            "to",
+            "the customer has not written in 24 hours: only a template message can be sent",
+        )
+    note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}
+    return Submission(fallback.message_for(message), priority, note)
+
+
+def accept(
+    submissions: Sequence[Submission],
+    *,
+    store: MessageStore,
+    enqueue_all: EnqueueAll,
+    idempotency: IdempotencyStore | None = None,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> Accepted:
+    """Record and enqueue ``submissions``; with an idempotency key, at most once per key.
+
+    Raises ``IdempotencyConflict`` / ``IdempotencyInProgress`` for a key already used, and
+    whatever the broker raised if it refused the tasks (then nothing is kept).
+    """
+    ids = [uuid.uuid4().hex for _ in submissions]
+    keyed = idempotency is not None and idempotency_key is not None and digest is not None
+    if keyed:
+        earlier = idempotency.claim(idempotency_key, digest, ids)
+        if earlier is not None:
+            return Accepted(earlier.ids, replayed=True)
+    try:
+        store.create_many(
+            [
+                NewMessage(i, s.message, s.priority, idempotency_key, s.note)
+                for i, s in zip(ids, submissions, strict=True)
+            ]
+        )
+        enqueue_all([(i, s.priority) for i, s in zip(ids, submissions, strict=True)])
+    except Exception:
+        # The client is told it failed, so nothing it could not find again may stay queued.
+        store.delete(*ids)
+        if keyed:
+            idempotency.release(idempotency_key)
+        raise
+    if keyed:
+        idempotency.complete(idempotency_key, digest, ids)
+    return Accepted(ids)
+
+
+def statuses(store: MessageStore, ids: Sequence[str]) -> list[str]:
+    """The current status of each message, for the answer to a repeated request."""
+    out = []
+    for message_id in ids:
+        record = store.get(message_id)
+        out.append(record.status if record else QUEUED)
+    return out

@@ -1,0 +1,384 @@
+"""``GET /openapi.json``: the gateway's own ``/v1`` API in OpenAPI 3.1.
+
+The description is kept beside the views it describes; the tests check that every ``/v1`` route
+is described and that real answers match their schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from app import __version__
+from app.delivery.dead_letters import REASONS
+from app.delivery.idempotency import MAX_KEY_LENGTH
+from app.delivery.intake import MAX_BATCH, PRIORITIES
+from app.delivery.messages import STATUS_RANK
+
+bp = Blueprint("openapi", __name__)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_UNAUTHORIZED = {"401": _error("missing or invalid API key")}
+_BROKER = {"503": _error("Redis cannot take the work now; retry after `Retry-After` seconds")}
+_NOT_FOUND = {"404": _error("no such message or dead letter")}
+
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes the request safe to repeat: the same key and body return the same ids "
+    "and enqueue nothing; the same key with another body is 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+_MESSAGE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "examples": ["invalid_message", "window_closed"]},
+                    "message": {"type": "string"},
+                    "field": {"type": "string", "description": "the field at fault"},
+                    "errors": {
+                        "type": "array",
+                        "description": "per message, for a batch",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "index": {"type": "integer"},
+                                "code": {"type": "string"},
+                                "field": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
+    "OutboundMessage": {
+        "type": "object",
+        "description": "A Cloud API message object, as in Meta's `POST /{phone_number_id}/messages`, "
+        "plus the gateway's `priority`. A message other than a template to a customer whose "
+        "24-hour window is closed is refused (`window_closed`) unless a fallback template is "
+        "configured.",
+        "required": ["to", "type"],
+        "properties": {
+            "messaging_product": {"const": "whatsapp"},
+            "recipient_type": {"type": "string", "examples": ["individual"]},
+            "to": {"type": "string", "pattern": "^[1-9][0-9]{6,14}$"},
+            "type": {
+                "type": "string",
+                "examples": ["text", "template", "image", "interactive"],
+            },
+            "priority": {"enum": list(PRIORITIES), "default": "normal"},
+        },
+        "additionalProperties": True,
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {"id": {"type": "string"}, "status": _ref("Status")},
+    },
+    "Status": {"enum": list(STATUS_RANK)},
+    "Message": {
+        "type": "object",
+        "required": ["id", "status", "attempts", "history", "priority"],
+        "properties": {
+            "id": {"type": "string"},
+            "to": {"type": "string"},
+            "priority": {"enum": list(PRIORITIES)},
+            "status": _ref("Status"),
+            "wamid": {"type": ["string", "null"], "description": "Meta's message id"},
+            "attempts": {"type": "integer", "description": "requests made to Meta"},
+            "error": {
+                "type": ["object", "null"],
+                "description": "the last error: Graph `code`, `title`, `message`, `details`",
+            },
+            "dead_letter_reason": {"type": ["string", "null"]},
+            "message": {"type": "object", "description": "what is sent to Meta"},
+            "created_at": {"type": "number"},
+            "updated_at": {"type": "number"},
+            "history": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["status", "at"],
+                    "properties": {
+                        "status": _ref("Status"),
+                        "at": {"type": "number", "description": "Unix time"},
+                        "ignored": {
+                            "type": "boolean",
+                            "description": "arrived out of order; did not move the status back",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "DeadLetterSummary": {
+        "type": "object",
+        "required": ["id", "reason", "attempts", "first_failed_at", "last_failed_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "reason": {"enum": list(REASONS)},
+            "code": {"type": ["integer", "null"]},
+            "title": {"type": ["string", "null"]},
+            "to": {"type": ["string", "null"]},
+            "priority": {"enum": list(PRIORITIES)},
+            "attempts": {"type": "integer"},
+            "first_failed_at": {"type": "number"},
+            "last_failed_at": {"type": "number"},
+        },
+    },
+    "DeadLetter": {
+        "type": "object",
+        "required": ["id", "reason", "message", "attempts", "first_failed_at", "last_failed_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "reason": {"enum": list(REASONS)},
+            "message": {"type": "object"},
+            "priority": {"enum": list(PRIORITIES)},
+            "error": {"type": ["object", "null"]},
+            "attempts": {"type": "integer"},
+            "first_failed_at": {"type": "number"},
+            "last_failed_at": {"type": "number"},
+            "idempotency_key": {"type": ["string", "null"]},
+            "wamid": {"type": ["string", "null"]},
+            "created_at": {"type": "number"},
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+
+def spec() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the ``/v1`` API."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wa-gateway",
+            "version": __version__,
+            "description": "Send WhatsApp messages through the gateway: priority lanes, retries, "
+            "rate limits, the 24-hour window and a dead-letter queue.",
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/messages": {
+                "post": {
+                    "operationId": "sendMessage",
+                    "summary": "Queue one message",
+                    "parameters": [_IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("OutboundMessage")}},
+                    },
+                    "responses": {
+                        "202": _json(_ref("Accepted"), "durably queued"),
+                        "400": _error("the body is not JSON"),
+                        **_UNAUTHORIZED,
+                        "409": _error("the Idempotency-Key was used with another body"),
+                        "413": _error("the body is too large"),
+                        "422": _error(
+                            "invalid message or number (`field` names it), or `window_closed`"
+                        ),
+                        **_BROKER,
+                    },
+                }
+            },
+            "/v1/messages/batch": {
+                "post": {
+                    "operationId": "sendMessages",
+                    "summary": f"Queue up to {MAX_BATCH} messages, all or none",
+                    "parameters": [_IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["messages"],
+                                    "properties": {
+                                        "messages": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": MAX_BATCH,
+                                            "items": _ref("OutboundMessage"),
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["messages"],
+                                "properties": {
+                                    "messages": {"type": "array", "items": _ref("Accepted")}
+                                },
+                            },
+                            "every message durably queued, ids in request order",
+                        ),
+                        "400": _error("the body is not JSON"),
+                        **_UNAUTHORIZED,
+                        "409": _error("the Idempotency-Key was used with another body"),
+                        "413": _error("the body is too large"),
+                        "422": _error("one or more messages refused (see `errors`)"),
+                        **_BROKER,
+                    },
+                }
+            },
+            "/v1/messages/{id}": {
+                "get": {
+                    "operationId": "getMessage",
+                    "summary": "A message's status, wamid, attempts, error and history",
+                    "parameters": [_MESSAGE_ID],
+                    "responses": {
+                        "200": _json(_ref("Message"), "the message"),
+                        **_UNAUTHORIZED,
+                        **_NOT_FOUND,
+                    },
+                }
+            },
+            "/v1/dead-letters": {
+                "get": {
+                    "operationId": "listDeadLetters",
+                    "summary": "Dead letters, most recent failure first",
+                    "parameters": [
+                        {"name": "reason", "in": "query", "schema": {"enum": list(REASONS)}},
+                        {"name": "code", "in": "query", "schema": {"type": "integer"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["dead_letters", "total"],
+                                "properties": {
+                                    "dead_letters": {
+                                        "type": "array",
+                                        "items": _ref("DeadLetterSummary"),
+                                    },
+                                    "total": {"type": "integer"},
+                                    "next_offset": {"type": ["integer", "null"]},
+                                },
+                            },
+                            "a page of dead letters",
+                        ),
+                        **_UNAUTHORIZED,
+                        "422": _error("invalid filter"),
+                    },
+                }
+            },
+            "/v1/dead-letters/{id}": {
+                "get": {
+                    "operationId": "getDeadLetter",
+                    "summary": "One dead letter in full",
+                    "parameters": [_MESSAGE_ID],
+                    "responses": {
+                        "200": _json(_ref("DeadLetter"), "the dead letter"),
+                        **_UNAUTHORIZED,
+                        **_NOT_FOUND,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteDeadLetter",
+                    "summary": "Purge one dead letter",
+                    "parameters": [_MESSAGE_ID],
+                    "responses": {"204": {"description": "purged"}, **_UNAUTHORIZED, **_NOT_FOUND},
+                },
+            },
+            "/v1/dead-letters/{id}/replay": {
+                "post": {
+                    "operationId": "replayDeadLetter",
+                    "summary": "Send again: same id and idempotency key, attempts reset",
+                    "parameters": [_MESSAGE_ID],
+                    "responses": {
+                        "202": _json(_ref("Accepted"), "queued again"),
+                        **_UNAUTHORIZED,
+                        **_NOT_FOUND,
+                        **_BROKER,
+                    },
+                }
+            },
+            "/v1/dead-letters/replay": {
+                "post": {
+                    "operationId": "replayDeadLetters",
+                    "summary": "Replay every dead letter matching a filter",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "reason": {"enum": list(REASONS)},
+                                        "code": {"type": "integer"},
+                                        "all": {"type": "boolean"},
+                                        "limit": {"type": "integer", "minimum": 1},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["replayed", "count"],
+                                "properties": {
+                                    "replayed": {"type": "array", "items": {"type": "string"}},
+                                    "count": {"type": "integer"},
+                                },
+                            },
+                            "the ids queued again",
+                        ),
+                        **_UNAUTHORIZED,
+                        "422": _error("no filter, or an invalid one"),
+                        **_BROKER,
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of the keys in `GATEWAY_API_KEYS`.",
+                }
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """The OpenAPI 3.1 description of the ``/v1`` API (public: it holds no secret)."""
+    return jsonify(spec())

@@ -1,0 +1,403 @@
+"""Delivery drills with real processes: a Redis of their own, the web app under gunicorn, Celery
+send and inbound workers, and the simulator over HTTP delivering signed status webhooks.
+
+Each drill counts what a user would count: messages lost (neither ``read`` nor dead-lettered),
+messages the simulator received more than once, and the reasons of the dead letters. The counts
+are printed (run with ``-s`` to see them) as ``DRILL <name>: {...}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+
+from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
+from app.delivery.messages import DEAD_LETTERED, READ, MessageStore
+from tests.stack import (
+    TEST_CREDENTIALS,
+    Process,
+    RedisServer,
+    child_pids,
+    free_port,
+    gateway_env,
+    start_beat,
+    start_simulator,
+    start_web,
+    start_worker,
+    wait_for,
+)
+
+API_KEY = "drill-api-key-0123456789abcdef"
+NUMBER = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
+SEND_QUEUES = "send.high,send.normal,send.bulk"
+
+WORKER_ENV = {
+    # Redelivery of a killed worker's tasks in seconds, with every retry cap below it.
+    "CELERY_VISIBILITY_TIMEOUT": "10",
+    "GRAPH_READ_TIMEOUT": "1",
+    "SEND_RETRY_BASE_DELAY": "0.2",
+    "SEND_RETRY_MAX_DELAY": "2",
+    "GATEWAY_API_KEYS": API_KEY,
+}
+
+MIXED_FAULTS = {
+    "error_rate": 0.12,  # 500, code 1
+    "throttle_rate": 0.08,  # 429, code 130429, Retry-After
+    "retry_after": 1,
+    "timeout_rate": 0.04,  # hangs past the client's read timeout, and never answers
+    "hang_seconds": 3600,
+    "error_codes": {"131000": 0.02, "131026": 0.03, "131047": 0.01},
+}
+"""30% of requests fail: transient 5xx, throttling, timeouts and a few permanent codes."""
+
+EXPECTED_REASONS = {
+    131026: dl.PERMANENT_ERROR,
+    131047: dl.WINDOW_CLOSED,
+}
+
+
+@dataclass
+class Drill:
+    redis: RedisServer
+    env: dict[str, str]
+    web_url: str
+    simulator_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    # --- processes --------------------------------------------------------------------------
+
+    def worker(self, queues: str = SEND_QUEUES, concurrency: int = 4, **env: str) -> Process:
+        proc = start_worker(
+            {**self.env, **env}, queues=queues, concurrency=concurrency, name="drill-worker"
+        )
+        self.processes.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in [p for p in self.processes if p.name == "drill-worker"]:
+            proc.stop()
+            self.processes.remove(proc)
+
+    # --- the API and the simulator ----------------------------------------------------------
+
+    def post(self, path: str, body, **headers: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {API_KEY}", **headers}
+        return requests.post(f"{self.web_url}{path}", json=body, headers=headers, timeout=60)
+
+    def submit(self, recipients: list[str], priority: str = "normal") -> list[str]:
+        """One template to each recipient, through the batch API; their ids."""
+        ids: list[str] = []
+        for start in range(0, len(recipients), 1000):
+            chunk = recipients[start : start + 1000]
+            messages = [template_to(to, priority) for to in chunk]
+            response = self.post("/v1/messages/batch", {"messages": messages})
+            assert response.status_code == 202, response.text
+            ids += [m["id"] for m in response.json()["messages"]]
+        return ids
+
+    def faults(self, **faults) -> None:
+        reset = {
+            "error_rate": 0,
+            "throttle_rate": 0,
+            "timeout_rate": 0,
+            "latency_ms": 0,
+            "latency_jitter_ms": 0,
+            "error_codes": {},
+        }
+        response = requests.put(
+            f"{self.simulator_url}/_sim/faults", json={**reset, **faults}, timeout=5
+        )
+        response.raise_for_status()
+
+    def received(self) -> list[dict]:
+        return requests.get(f"{self.simulator_url}/_sim/messages", timeout=30).json()["messages"]
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        client = self.redis.client()
+        pipe = client.pipeline()
+        for message_id in ids:
+            pipe.hget(MessageStore.key(message_id), "status")
+        return dict(zip(ids, pipe.execute(), strict=True))
+
+    def wait_final(self, ids: list[str], timeout: float) -> dict[str, str]:
+        """Wait until every message is ``read`` or dead-lettered; their statuses then."""
+
+        def final():
+            statuses = self.statuses(ids)
+            done = all(s in (READ, DEAD_LETTERED) for s in statuses.values())
+            return statuses if done else None
+
+        try:
+            return wait_for(final, timeout=timeout, interval=0.5)
+        except TimeoutError:
+            statuses = self.statuses(ids)
+            stuck = [i for i, s in statuses.items() if s not in (READ, DEAD_LETTERED)][:3]
+            store, client = MessageStore(self.redis.client()), self.redis.client()
+            broker = {
+                "queues": {q: client.llen(q) for q in SEND_QUEUES.split(",")},
+                "unacked": client.hlen("unacked"),
+                "unacked_mutex": client.exists("unacked_mutex"),
+            }
+            raise AssertionError(
+                f"not every message finished: {dict(collections.Counter(statuses.values()))}\n"
+                f"broker: {broker}\n" + "\n".join(f"{i}: {store.get(i).history}" for i in stuck)
+            ) from None
+
+    def count(self, recipients: list[str]) -> dict:
+        """How often the simulator received a message for each of ``recipients``."""
+        wanted = set(recipients)
+        return collections.Counter(
+            m["body"]["to"] for m in self.received() if m["body"]["to"] in wanted
+        )
+
+
+def template_to(to: str, priority: str = "normal") -> dict:
+    return {
+        "to": to,
+        "type": "template",
+        "template": {"name": "order_update", "language": {"code": "es"}},
+        "priority": priority,
+    }
+
+
+def recipients(prefix: int, n: int) -> list[str]:
+    """``n`` valid Colombian mobile numbers, distinct per drill (``prefix`` 0..99)."""
+    return [f"5730{prefix:02d}{i:06d}" for i in range(n)]
+
+
+def report(name: str, **counts) -> None:
+    print(f"\nDRILL {name}: {json.dumps(counts)}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Drill]:
+    redis_server = RedisServer().start()
+    sim_port, web_port = free_port(), free_port()
+    env = gateway_env(redis_server.url, f"http://127.0.0.1:{sim_port}", **WORKER_ENV)
+    drill = Drill(redis_server, env, "", "")
+    try:
+        simulator, drill.simulator_url = start_simulator(
+            env, sim_port, f"http://127.0.0.1:{web_port}/webhooks/whatsapp", status_delay=0.05
+        )
+        drill.processes.append(simulator)
+        web, drill.web_url = start_web(env, web_port)
+        drill.processes.append(web)
+        inbound = start_worker(env, queues="inbound,context", concurrency=2, name="inbound")
+        drill.processes.append(inbound)
+        drill.processes.append(start_beat(env))  # runs the sweep for sends the broker lost
+        yield drill
+    finally:
+        for proc in reversed(drill.processes):
+            proc.stop()
+        redis_server.close()
+
+
+@pytest.fixture
+def drill(stack: Drill) -> Iterator[Drill]:
+    stack.faults()
+    requests.delete(f"{stack.simulator_url}/_sim/messages", timeout=10).raise_for_status()
+    yield stack
+    stack.stop_workers()
+    stack.faults()
+
+
+def test_500_messages_with_30_percent_failures_end_read_or_dead_lettered(drill):
+    to = recipients(1, 500)
+    drill.faults(**MIXED_FAULTS)
+    drill.worker()
+    ids = drill.submit(to, priority="bulk")
+    statuses = drill.wait_final(ids, timeout=100)
+
+    store = MessageStore(drill.redis.client())
+    counts = drill.count(to)
+    dead = {i: store.get(i) for i, s in statuses.items() if s == DEAD_LETTERED}
+    read = [i for i, s in statuses.items() if s == READ]
+    duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    report(
+        "faults",
+        messages=len(ids),
+        read=len(read),
+        dead_lettered=len(dead),
+        reasons=collections.Counter(r.dead_letter_reason for r in dead.values()),
+        lost=len(ids) - len(read) - len(dead),
+        duplicated=duplicated,
+        requests=requests.get(f"{drill.simulator_url}/_sim/messages", timeout=30).json()[
+            "requests"
+        ],
+    )
+    assert len(read) + len(dead) == 500  # none lost
+    assert duplicated == 0
+    assert read and dead  # the faults did bite, and most messages still went
+    dead_letters = DeadLetterStore(drill.redis.client())
+    for message_id, record in dead.items():
+        letter = dead_letters.get(message_id)
+        assert letter is not None, f"{message_id} is dead_lettered but not in the store"
+        if letter.reason == dl.RETRIES_EXHAUSTED:  # possible, if very unlikely, at 30%
+            assert record.failures == 8
+        else:
+            assert letter.reason == EXPECTED_REASONS[letter.code], letter.to_dict()
+        assert counts[record.to] == 0  # Meta refused it: nothing was delivered
+    for message_id in read:
+        record = store.get(message_id)
+        assert counts[record.to] == 1
+        assert record.attempts >= 1
+
+    # Replay the window_closed ones once the customers are reachable: same ids, delivered once.
+    drill.faults()
+    closed = [i for i, r in dead.items() if r.dead_letter_reason == dl.WINDOW_CLOSED]
+    response = drill.post("/v1/dead-letters/replay", {"reason": "window_closed"})
+    assert response.status_code == 202 and sorted(response.json()["replayed"]) == sorted(closed)
+    after = drill.wait_final(closed, timeout=60)
+    assert set(after.values()) <= {READ}
+    for message_id in closed:
+        record = store.get(message_id)
+        assert record.attempts == 1 and record.history[-1]["status"] == READ
+        assert drill.count([record.to])[record.to] == 1
+
+
+def test_send_worker_killed_with_sigkill_loses_nothing(drill):
+    to = recipients(2, 500)
+    drill.faults(latency_ms=15, latency_jitter_ms=10)  # keep sends in flight
+    worker = drill.worker()
+    ids = drill.submit(to)
+    wait_for(lambda: sum(drill.count(to).values()) >= 100, timeout=60, interval=0.2)
+    in_flight = sum(1 for s in drill.statuses(ids).values() if s == "sending")
+    worker.kill(signal.SIGKILL)  # the worker and its pool: nothing acknowledges anything
+    worker.proc.wait(timeout=10)
+    drill.processes.remove(worker)
+    sent_at_kill = sum(drill.count(to).values())
+    drill.worker()
+    statuses = drill.wait_final(ids, timeout=90)
+    counts = drill.count(to)
+    lost = sum(1 for s in statuses.values() if s != READ)
+    recovered = sum(
+        int(line.split(" sends were lost")[0].rsplit(" ", 1)[-1])
+        for proc in drill.processes
+        for line in proc.output().splitlines()
+        if " sends were lost by the broker" in line
+    )
+    duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    report(
+        "sigkill",
+        messages=len(ids),
+        sent_before_kill=sent_at_kill,
+        sending_at_kill=in_flight,
+        lost=lost,
+        duplicated=duplicated,
+        recovered_by_sweep=recovered,
+        never_received=sum(1 for t in to if counts[t] == 0),
+    )
+    assert 0 < sent_at_kill < 500  # the kill really happened mid-flight
+    assert lost == 0
+    assert all(counts[t] >= 1 for t in to)
+    # A duplicate is only possible for a send killed between Meta's answer and the wamid record.
+    assert duplicated <= 4
+
+
+def test_two_workers_share_one_rate_limit(drill):
+    to = recipients(3, 200)
+    limit = 20
+    env = {"SEND_RATE_LIMITS": f"{NUMBER}={limit}"}
+    drill.worker(concurrency=2, **env)
+    drill.worker(concurrency=2, **env)
+    ids = drill.submit(to)
+    drill.wait_final(ids, timeout=90)
+    arrivals = sorted(m["at"] for m in drill.received() if m["body"]["to"] in set(to))
+    busiest = max(sum(1 for a in arrivals if s <= a < s + 1.0) for s in arrivals)
+    burst = max(1, round(limit * 0.1))
+    report(
+        "ratelimit",
+        messages=len(arrivals),
+        limit=limit,
+        burst=burst,
+        busiest_second=busiest,
+        seconds=round(arrivals[-1] - arrivals[0], 2),
+    )
+    assert len(arrivals) == 200
+    assert busiest <= limit + burst
+    assert arrivals[-1] - arrivals[0] >= (200 - burst) / limit - 1  # it was paced, not dumped
+
+
+def test_poison_message_is_dead_lettered_after_bounded_redeliveries(drill):
+    drill.faults(timeout_rate=1.0, hang_seconds=3600)  # every send hangs until killed
+    worker = drill.worker(concurrency=1, GRAPH_READ_TIMEOUT="30", TASK_MAX_REDELIVERIES="2")
+    (message_id,) = drill.submit(recipients(4, 1))
+    store = MessageStore(drill.redis.client())
+    kills = 0
+    for attempt in range(1, 4):
+        # The send is under way (it will hang): kill the pool process running it.
+        wait_for(
+            lambda a=attempt: (r := store.get(message_id)).attempts == a and r.status == "sending",
+            timeout=30,
+            interval=0.05,
+        )
+        (child,) = child_pids(worker.pid)
+        os.kill(child, signal.SIGKILL)
+        kills += 1
+    record = wait_for(
+        lambda: (r := store.get(message_id)).status == DEAD_LETTERED and r, timeout=40
+    )
+    letter = DeadLetterStore(drill.redis.client()).get(message_id)
+    report("poison", kills=kills, attempts=record.attempts, reason=letter.reason)
+    assert letter.reason == dl.POISON
+    assert record.attempts == kills  # not run again after the last redelivery
+    assert "WorkerLostError" in worker.output() or "signal 9" in worker.output()
+
+
+def test_idempotent_repeat_over_http_sends_once(drill):
+    drill.worker(concurrency=2)
+    to = recipients(5, 1)[0]
+    first = drill.post("/v1/messages", template_to(to), **{"Idempotency-Key": "drill-order-1"})
+    again = drill.post("/v1/messages", template_to(to), **{"Idempotency-Key": "drill-order-1"})
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    drill.wait_final([first.json()["id"]], timeout=30)
+    assert drill.count([to])[to] == 1
+    other = drill.post(
+        "/v1/messages", template_to(to, "high"), **{"Idempotency-Key": "drill-order-1"}
+    )
+    assert other.status_code == 409
+
+
+def test_a_customer_who_writes_opens_the_window_for_free_form_replies(drill):
+    drill.worker(concurrency=2)
+    customer = recipients(6, 1)[0]
+    text = {"to": customer, "type": "text", "text": {"body": "Your order is ready"}}
+    refused = drill.post("/v1/messages", text)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "window_closed"
+    said = requests.post(
+        f"{drill.simulator_url}/_sim/customers/{customer}/messages",
+        json={"text": "¿Está listo mi pedido?"},
+        timeout=10,
+    ).json()
+    assert said["gateway_status"] == 200
+    accepted = wait_for(
+        lambda: (
+            (r := drill.post("/v1/messages", {**text, "priority": "high"})).status_code == 202 and r
+        ),
+        timeout=30,
+        interval=0.3,
+    )
+    message_id = accepted.json()["id"]
+    drill.wait_final([message_id], timeout=30)
+    response = requests.get(
+        f"{drill.web_url}/v1/messages/{message_id}",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    ).json()
+    assert response["status"] == READ and response["wamid"].startswith("wamid.")
+    assert [h["status"] for h in response["history"] if not h.get("ignored")][-3:] == [
+        "sent",
+        "delivered",
+        "read",
+    ]
