@@ -124,6 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         help="re-encrypt every stored token under the first key of GATEWAY_ENCRYPTION_KEYS",
     ).set_defaults(func=_keys_rotate)
 
+    apikeys = commands.add_parser("apikeys", help="API keys of the /v1 API (kept as digests)")
+    apikeys_commands = apikeys.add_subparsers(dest="apikeys_command", required=True)
+    create = apikeys_commands.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--label", required=True, help="who or what the key is for")
+    create.set_defaults(func=_apikeys_create)
+    apikeys_commands.add_parser("list", help="list keys by id (never the keys)").set_defaults(
+        func=_apikeys_list
+    )
+    revoke = apikeys_commands.add_parser("revoke", help="refuse a key from now on, everywhere")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_apikeys_revoke)
+
     flower = commands.add_parser("flower", help="run Flower, refusing to run it without basic auth")
     flower.add_argument("--address", default=os.environ.get("FLOWER_ADDRESS", "127.0.0.1"))
     flower.add_argument("--port", type=int, default=int(os.environ.get("FLOWER_PORT", 5555)))
@@ -261,6 +273,40 @@ def _numbers_remove(args: argparse.Namespace) -> int:
         print(f"removed {args.phone_number_id}")
         return 0
     print(f"{args.phone_number_id} is not registered", file=sys.stderr)
+    return 1
+
+
+def _api_key_registry():
+    from app.api_keys import ApiKeyRegistry
+    from app.db import get_redis
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        raise CredentialError("REDIS_URL is missing")
+    return ApiKeyRegistry(get_redis(redis_url), os.environ.get("GATEWAY_API_KEYS", ""))
+
+
+@_credential_command
+def _apikeys_create(args: argparse.Namespace) -> int:
+    api_key, key = _api_key_registry().create(args.label)
+    print(f"created key {api_key.id} ({api_key.label}); it is shown only now:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+@_credential_command
+def _apikeys_list(args: argparse.Namespace) -> int:
+    for api_key in _api_key_registry().list():
+        print(json.dumps(asdict(api_key)))
+    return 0
+
+
+@_credential_command
+def _apikeys_revoke(args: argparse.Namespace) -> int:
+    if _api_key_registry().revoke(args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"no key has the id {args.key_id}", file=sys.stderr)
     return 1
 
 

@@ -39,3 +39,42 @@ def test_revocation_takes_effect_in_every_process_at_once(redis_client):
         key_id(digest(ENV_KEY)): True,
         api_key.id: True,
     }
+
+
+def test_cli_create_list_revoke_and_the_api_follows(redis_client, tmp_path):
+    import os
+    import subprocess
+
+    from app.config import get_settings
+    from app.web import create_app
+    from tests.stack import BIN
+
+    env = {"REDIS_URL": os.environ["REDIS_URL"], "PATH": "", "GATEWAY_API_KEYS": ENV_KEY}
+
+    def run(*argv):
+        return subprocess.run(
+            [str(BIN / "wa-gateway"), "apikeys", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    created = run("create", "--label", "crm")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    listed = run("list")
+    assert key not in listed.stdout and '"label": "crm"' in listed.stdout
+    key_id_ = [line for line in listed.stdout.splitlines() if "crm" in line][0].split('"id": "')[1][
+        :12
+    ]
+
+    client = create_app({"SETTINGS": get_settings(), "GATEWAY_API_KEYS": ENV_KEY}).test_client()
+    assert client.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert run("revoke", key_id_).returncode == 0
+    refused = client.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "invalid_api_key"
+    assert (
+        client.get("/v1/alerts", headers={"Authorization": f"Bearer {ENV_KEY}"}).status_code == 200
+    )
+    assert run("revoke", "nope").returncode == 1

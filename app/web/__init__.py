@@ -17,6 +17,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web application. ``test_config`` may provide ``SETTINGS`` and Flask options."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BYTES
+    # No CORS, so no preflight: OPTIONS is refused (405 with Allow) like any undeclared method.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     if test_config:
         app.config.update(test_config)
     if "SETTINGS" not in app.config:
@@ -61,4 +63,9 @@ def error_response(status: int, code: str, message: str):
 
 def _http_error(exc: HTTPException):
     code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name)
+    response = error_response(exc.code or 500, code, exc.description or exc.name)
+    # Keep the headers the error carries (Allow on a 405), but not its HTML content type.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response

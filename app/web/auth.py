@@ -1,67 +1,43 @@
-"""Bearer API keys for the ``/v1`` API: ``Authorization: Bearer <key>``, keys from
-``GATEWAY_API_KEYS`` (comma-separated, so a key can be rotated without downtime).
+"""Bearer API keys for the ``/v1`` API: ``Authorization: Bearer <key>``.
 
-Every configured key is compared, in constant time, whatever the outcome of the others, so the
-answer's timing says nothing about how much of a key was right. No key ever reaches a log.
+Keys are those of ``GATEWAY_API_KEYS`` (comma-separated, so a key can be rotated without
+downtime) and those created with ``wa-gateway apikeys create``; all are held only as SHA-256
+digests and any of them can be revoked at once, without a restart (:mod:`app.api_keys`).
+No key ever reaches a log or an error.
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
+from redis.exceptions import RedisError
 
+from app.api_keys import ApiKeyRegistry
+from app.db import get_redis
 from app.web import error_response
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "GATEWAY_API_KEYS"
-"""The Flask config entry (and environment variable) holding the accepted keys."""
-
-MIN_KEY_LENGTH = 16
-"""Shorter keys are ignored (and logged, without their value): they could be guessed."""
+"""The Flask config entry (and environment variable) holding the keys given at start."""
 
 
-def parse_keys(value: str) -> tuple[bytes, ...]:
-    """The usable keys of a comma-separated list."""
-    keys = [k.strip() for k in value.split(",") if k.strip()]
-    short = [k for k in keys if len(k) < MIN_KEY_LENGTH]
-    if short:
-        log.error(
-            "%d API key(s) in %s shorter than %d characters ignored",
-            len(short),
-            CONFIG_KEY,
-            MIN_KEY_LENGTH,
-        )
-    return tuple(k.encode() for k in keys if len(k) >= MIN_KEY_LENGTH)
-
-
-def configured_keys() -> tuple[bytes, ...]:
-    """This app's keys: from its config, else from the environment, parsed once per app."""
+def registry() -> ApiKeyRegistry:
+    """This app's key registry, built on first use from its config, else the environment."""
     cached = current_app.extensions.get("api_keys")
     if cached is None:
         raw = current_app.config.get(CONFIG_KEY)
         if raw is None:
             raw = os.environ.get(CONFIG_KEY, "")
-        cached = current_app.extensions["api_keys"] = parse_keys(
-            raw if isinstance(raw, str) else ",".join(raw)
-        )
-        if not cached:
-            log.error("%s is empty: every /v1 request will be refused", CONFIG_KEY)
+        redis_client = get_redis(current_app.config["SETTINGS"].redis_url)
+        cached = ApiKeyRegistry(redis_client, raw if isinstance(raw, str) else ",".join(raw))
+        current_app.extensions["api_keys"] = cached
     return cached
-
-
-def key_is_valid(presented: bytes, keys: tuple[bytes, ...]) -> bool:
-    """Whether ``presented`` is one of ``keys``, comparing against all of them in constant time."""
-    match = False
-    for key in keys:
-        match |= hmac.compare_digest(presented, key)
-    return match
 
 
 def _unauthorized(code: str, message: str):
@@ -70,17 +46,27 @@ def _unauthorized(code: str, message: str):
     return response
 
 
+def check_api_key():
+    """None when the request carries an active API key; otherwise the error response (401, or
+    503 when the key store cannot be read). Usable as a blueprint's ``before_request``."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return _unauthorized("missing_api_key", "send Authorization: Bearer <api key>")
+    try:
+        key_id = registry().verify(credentials.strip())
+    except RedisError:
+        return error_response(503, "store_unavailable", "try again later")
+    if key_id is None:
+        return _unauthorized("invalid_api_key", "the API key is not valid")
+    return None
+
+
 def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse the request with 401 unless it carries a configured API key."""
+    """Refuse the request unless it carries an active API key (see :func:`check_api_key`)."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            return _unauthorized("missing_api_key", "send Authorization: Bearer <api key>")
-        if not key_is_valid(credentials.strip().encode(), configured_keys()):
-            return _unauthorized("invalid_api_key", "the API key is not valid")
-        return view(*args, **kwargs)
+        refused = check_api_key()
+        return refused if refused is not None else view(*args, **kwargs)
 
     return wrapped

@@ -5,9 +5,7 @@ Bearer keys from ``GATEWAY_API_KEYS`` (comma-separated), compared in constant ti
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 import re
 import time
 
@@ -19,13 +17,11 @@ from app.conversations.context import ConversationStore
 from app.conversations.handoff import BY_OPERATOR, HandoffStore
 from app.db import get_redis
 from app.web import error_response
+from app.web.auth import check_api_key
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("conversations", __name__)
-
-API_KEYS_VARIABLE = "GATEWAY_API_KEYS"
-"""Comma-separated Bearer keys accepted by the /v1 API; none set means the API refuses everyone."""
 
 CUSTOMER_SERVICE_WINDOW = 24 * 3600
 """Meta lets a business send free-form messages for 24 hours after the customer's last message."""
@@ -36,27 +32,7 @@ MAX_REASON_CHARS = 500
 _WA_ID = re.compile(r"^[0-9]{5,20}$")
 
 
-def require_api_key():
-    """None when the request carries a valid ``Authorization: Bearer <key>``, else the 401."""
-    configured = [k.strip() for k in os.environ.get(API_KEYS_VARIABLE, "").split(",") if k.strip()]
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    valid = False
-    if scheme.lower() == "bearer" and presented.strip():
-        candidate = presented.strip().encode()
-        # Compare against every key, so timing does not tell which one (or whether any) matched.
-        for key in configured:
-            valid |= hmac.compare_digest(candidate, key.encode())
-    if valid:
-        return None
-    response = error_response(401, "unauthorized", "a valid Bearer API key is required")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="wa-gateway"'
-    return response
-
-
-@bp.before_request
-def _authenticate():
-    return require_api_key()
+bp.before_request(check_api_key)
 
 
 def _settings() -> Settings:

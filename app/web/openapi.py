@@ -44,6 +44,22 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 }
 _MESSAGE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_WA_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "the customer's WhatsApp id (digits only)",
+    "schema": {"type": "string", "pattern": "^[0-9]{5,20}$"},
+}
+_STORE_DOWN = {"503": _error("Redis cannot be read now; try again later")}
+_HANDOFF = _json(
+    {
+        "type": "object",
+        "required": ["wa_id", "handoff"],
+        "properties": {"wa_id": {"type": "string"}, "handoff": {"type": "object"}},
+    },
+    "the conversation's handoff state",
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -358,9 +374,111 @@ def spec() -> dict[str, Any]:
                             },
                             "the ids queued again",
                         ),
+                        "400": _error("the body is not JSON"),
                         **_UNAUTHORIZED,
                         "422": _error("no filter, or an invalid one"),
                         **_BROKER,
+                    },
+                }
+            },
+            "/v1/conversations/{id}": {
+                "get": {
+                    "operationId": "getConversation",
+                    "summary": "A customer's conversation: context, profile, handoff and window",
+                    "parameters": [_WA_ID],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["wa_id", "handoff", "window"],
+                                "properties": {
+                                    "wa_id": {"type": "string"},
+                                    "conversation": {"type": ["object", "null"]},
+                                    "profile": {"type": ["object", "null"]},
+                                    "handoff": {"type": "object"},
+                                    "window": {
+                                        "type": "object",
+                                        "properties": {
+                                            "open": {"type": "boolean"},
+                                            "last_inbound_at": {"type": ["number", "null"]},
+                                            "closes_at": {"type": ["number", "null"]},
+                                        },
+                                    },
+                                },
+                            },
+                            "the conversation",
+                        ),
+                        "400": _error("not a WhatsApp id"),
+                        **_UNAUTHORIZED,
+                        "404": _error("no conversation with this customer"),
+                        **_STORE_DOWN,
+                    },
+                }
+            },
+            "/v1/conversations/{id}/handoff": {
+                "post": {
+                    "operationId": "startHandoff",
+                    "summary": "Hand the conversation to a person: auto-replies stop",
+                    "parameters": [_WA_ID],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"reason": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _HANDOFF,
+                        "201": _HANDOFF,
+                        "400": _error("not a WhatsApp id, or a body that is not an object"),
+                        **_UNAUTHORIZED,
+                        **_STORE_DOWN,
+                    },
+                },
+                "delete": {
+                    "operationId": "endHandoff",
+                    "summary": "End the handoff: auto-replies resume",
+                    "parameters": [_WA_ID],
+                    "responses": {
+                        "200": _HANDOFF,
+                        "400": _error("not a WhatsApp id"),
+                        **_UNAUTHORIZED,
+                        "404": _error("no handoff is active"),
+                        **_STORE_DOWN,
+                    },
+                },
+            },
+            "/v1/alerts": {
+                "get": {
+                    "operationId": "listAlerts",
+                    "summary": "Alerts firing now, and the history of alerts and recoveries",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["firing", "history"],
+                                "properties": {
+                                    "firing": {"type": "array"},
+                                    "history": {"type": "array"},
+                                },
+                            },
+                            "alerts, newest first",
+                        ),
+                        "400": _error("an invalid limit"),
+                        **_UNAUTHORIZED,
+                        **_STORE_DOWN,
                     },
                 }
             },
@@ -371,7 +489,7 @@ def spec() -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "One of the keys in `GATEWAY_API_KEYS`.",
+                    "description": "A key from `GATEWAY_API_KEYS` or `wa-gateway apikeys create`.",
                 }
             },
         },

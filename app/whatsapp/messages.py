@@ -146,7 +146,7 @@ def validate_message(message: Any) -> dict[str, Any]:
     if product != "whatsapp":
         raise MessageValidationError("messaging_product", "must be 'whatsapp'")
     recipient_type = message.get("recipient_type", "individual")
-    if recipient_type not in RECIPIENT_TYPES:
+    if not _one_of(recipient_type, RECIPIENT_TYPES):
         raise MessageValidationError("recipient_type", "must be 'individual' or 'group'")
     to = message.get("to")
     if recipient_type == "group":
@@ -154,7 +154,7 @@ def validate_message(message: Any) -> dict[str, Any]:
     elif not isinstance(to, str) or not validate_whatsapp_number(to):
         raise MessageValidationError("to", "must be an international number, digits only")
     kind = message.get("type", "text")
-    if kind not in MESSAGE_TYPES:
+    if not _one_of(kind, MESSAGE_TYPES):
         raise MessageValidationError("type", f"must be one of {', '.join(sorted(MESSAGE_TYPES))}")
     if "context" in message:
         context = _object(message["context"], "context")
@@ -258,7 +258,7 @@ def _check_contacts(contacts: Any) -> None:
 
 def _check_interactive(interactive: dict[str, Any], path: str) -> None:
     kind = interactive.get("type")
-    if kind not in INTERACTIVE_TYPES:
+    if not _one_of(kind, INTERACTIVE_TYPES):
         raise MessageValidationError(
             f"{path}.type", f"must be one of {', '.join(sorted(INTERACTIVE_TYPES))}"
         )
@@ -512,7 +512,7 @@ def _check_template(template: dict[str, Any], path: str) -> None:
 def _check_template_parameter(parameter: Any, component: str, path: str) -> None:
     parameter = _object(parameter, path)
     kind = parameter.get("type")
-    if kind not in TEMPLATE_PARAMETER_TYPES:
+    if not _one_of(kind, TEMPLATE_PARAMETER_TYPES):
         raise MessageValidationError(
             f"{path}.type", f"must be one of {', '.join(sorted(TEMPLATE_PARAMETER_TYPES))}"
         )
@@ -639,3 +639,8 @@ def _button_index(value: Any, path: str) -> int:
     if not 0 <= value <= MAX_TEMPLATE_BUTTON_INDEX:
         raise MessageValidationError(path, f"must be from 0 to {MAX_TEMPLATE_BUTTON_INDEX}")
     return value
+
+
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """Whether ``value`` is one of the ``allowed`` names (a list or object never is)."""
+    return isinstance(value, str) and value in allowed

@@ -6,7 +6,6 @@ import copy
 import time
 
 from app.conversations.inbound import handle_webhook
-from app.conversations.responder import GreetingResponder
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DEAD_LETTERED, READ, MessageStore
@@ -42,8 +41,7 @@ def handle(redis_client, payload):
     return handle_webhook(
         payload,
         redis_client=redis_client,
-        responder=GreetingResponder(),
-        enqueue_send=lambda message_id, lane: None,
+        enqueue_turn=lambda turn: None,
     )
 
 

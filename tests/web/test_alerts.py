@@ -27,7 +27,7 @@ def auth(key: str = KEY) -> dict:
 def test_without_a_valid_api_key_it_is_401(client, headers):
     response = client.get("/v1/alerts", headers=headers)
     assert response.status_code == 401
-    assert response.json["error"]["code"] == "unauthorized"
+    assert response.json["error"]["code"] in ("missing_api_key", "invalid_api_key")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 

@@ -40,7 +40,7 @@ def client(redis_client, monkeypatch):
 def test_every_endpoint_wants_a_valid_bearer_key(client, redis_client, headers, method, path):
     response = getattr(client, method)(path, headers=headers)
     assert response.status_code == 401
-    assert response.json["error"]["code"] == "unauthorized"
+    assert response.json["error"]["code"] in ("missing_api_key", "invalid_api_key")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert KEY not in response.get_data(as_text=True)
     assert HandoffStore(redis_client).get(NUMBER, WA_ID) is None

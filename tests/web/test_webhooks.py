@@ -196,3 +196,10 @@ def test_previous_secret_is_accepted_while_rotating(redis_client):
     assert post(client, body, signature=sign(body, "the-old-app-secret-0001")).status_code == 200
     assert post(client, body + b" ", signature=sign(body + b" ", SECRET)).status_code == 200
     assert post(client, b"{}", signature=sign(b"{}", "some-other-secret-1234")).status_code == 401
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.put(URL)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert response.json["error"]["code"] == "method_not_allowed"

@@ -30,3 +30,10 @@ def test_invalid_messages_name_the_field(message, field):
     with pytest.raises(MessageValidationError) as info:
         validate_message(message)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("field", ["recipient_type", "type"])
+def test_objects_where_names_belong_are_refused_not_crashed(field):
+    with pytest.raises(MessageValidationError) as info:
+        validate_message({**TEXT, field: {}})
+    assert info.value.field == field
