@@ -57,18 +57,20 @@ def free_port(preferred: int) -> int:
 def sandbox_credentials() -> dict[str, str]:
     """Credentials for the sandbox, created once and kept so that restarts keep their data."""
     path = STATE_DIR / "sandbox.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    kept = json.loads(path.read_text()) if path.exists() else {}
     creds = {
         "WHATSAPP_ACCESS_TOKEN": "sandbox-" + secrets.token_urlsafe(32),
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "WHATSAPP_BUSINESS_ACCOUNT_ID": "102290129340398",
         "WHATSAPP_WEBHOOK_VERIFY_TOKEN": secrets.token_urlsafe(16),
         "WHATSAPP_WEBHOOK_SECRET": secrets.token_hex(32),
+        "GATEWAY_API_KEYS": "sandbox-" + secrets.token_urlsafe(24),
+        **kept,  # an older sandbox keeps its credentials and gains only what it lacks
     }
-    STATE_DIR.mkdir(exist_ok=True)
-    path.write_text(json.dumps(creds, indent=2))
-    path.chmod(0o600)
+    if creds != kept:
+        STATE_DIR.mkdir(exist_ok=True)
+        path.write_text(json.dumps(creds, indent=2))
+        path.chmod(0o600)
     return creds
 
 
@@ -159,6 +161,11 @@ def run_stack(demo: bool = True) -> int:
     if simulator_url:
         print(
             f"simulator: {simulator_url}  (try: wa-gateway simulator say --url {simulator_url} Hola)",
+            flush=True,
+        )
+        print(
+            f"send API:  http://127.0.0.1:{web_port}/v1/messages with the sandbox key in "
+            f"{STATE_DIR / 'sandbox.json'} (GATEWAY_API_KEYS)",
             flush=True,
         )
         if demo:
