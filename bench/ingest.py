@@ -168,14 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"acknowledgement with a {args.slow_ai * 1000:.0f} ms AI, 16 connections:", flush=True
         )
+        # pywa's handler sleeps inline; the gateway's workers ask a real agent over HTTP that
+        # takes as long, while the webhook is acknowledged without waiting for it.
+        agent = SlowAgent(args.slow_ai)
         slow = {
             "BENCH_HANDLER_DELAY": str(args.slow_ai),
-            "RESPONDER_DELAY_SECONDS": str(args.slow_ai),
+            "RESPONDER_BACKEND": "http",
+            "AGENT_WEBHOOK_URL": agent.url,
+            "RESPONDER_TIMEOUT": "5",
         }
         worker = start_worker(
             gateway_env(redis_server.url, "http://127.0.0.1:9", **slow),
-            queues="inbound",
-            concurrency=2,
+            queues="context,inbound",
+            concurrency=4,
         )
         try:
             report["slow_ai"] = {
@@ -183,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                     "gateway", [16], args.duration, requests_file, redis_server, slow
                 ),
                 "pywa": measure("pywa", [16], args.duration, requests_file, redis_server, slow),
+                "agent_calls": agent.calls,
             }
         finally:
             worker.stop()
+            agent.close()
     finally:
         redis_server.close()
         shutil.rmtree(workdir, ignore_errors=True)
