@@ -71,7 +71,10 @@ def write_requests(path: str, count: int, secret: str) -> None:
     """``count`` distinct signed text webhooks, one per line: signature, tab, body."""
     with open(path, "w") as out:
         for i in range(count):
-            payload = text_webhook(f"57300{i:07d}", "Hola", wamid=f"wamid.bench{i:09d}")
+            # A question of its own each, so the slow AI is asked every time (no cache hit).
+            payload = text_webhook(
+                f"57300{i:07d}", f"Hola, pedido {i}", wamid=f"wamid.bench{i:09d}"
+            )
             # pywa 4.5 requires the business-scoped user id that newer payloads carry.
             payload["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] = f"CO.{i}"
             body = json.dumps(payload, separators=(",", ":"))
