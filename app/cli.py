@@ -220,14 +220,19 @@ def _simulator_say(args: argparse.Namespace) -> int:
     return 0 if response.ok else 1
 
 
-def _registry():
-    from app.credentials import NumberRegistry, load_cipher
+def _redis_from_env():
     from app.db import get_redis
 
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         raise CredentialError("REDIS_URL is missing")
-    return NumberRegistry(get_redis(redis_url), load_cipher())
+    return get_redis(redis_url)
+
+
+def _registry():
+    from app.credentials import NumberRegistry, load_cipher
+
+    return NumberRegistry(_redis_from_env(), load_cipher())
 
 
 def _credential_command(func):
@@ -278,12 +283,8 @@ def _numbers_remove(args: argparse.Namespace) -> int:
 
 def _api_key_registry():
     from app.api_keys import ApiKeyRegistry
-    from app.db import get_redis
 
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        raise CredentialError("REDIS_URL is missing")
-    return ApiKeyRegistry(get_redis(redis_url), os.environ.get("GATEWAY_API_KEYS", ""))
+    return ApiKeyRegistry(_redis_from_env(), os.environ.get("GATEWAY_API_KEYS", ""))
 
 
 @_credential_command
