@@ -151,6 +151,11 @@ class NumberRegistry:
         return rotated
 
 
+def is_registered(redis_client: redis.Redis, phone_number_id: str) -> bool:
+    """Whether ``phone_number_id`` is a registered sending number (no key needed to ask)."""
+    return bool(redis_client.hexists(keys.SENDING_NUMBERS, phone_number_id))
+
+
 def _number(entry: dict) -> SendingNumber:
     return SendingNumber(
         phone_number_id=entry["phone_number_id"],

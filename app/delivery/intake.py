@@ -7,6 +7,7 @@ is only reported accepted once its record exists and the broker holds its send t
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ PRIORITIES = ("high", "normal", "bulk")
 """Priority lanes: ``high`` for a customer who is waiting, ``bulk`` for campaigns."""
 
 DEFAULT_PRIORITY = "normal"
+
+SENDING_NUMBER_ID = re.compile(r"^[0-9]{5,20}$")
+"""The form of Meta's phone number ids, as ``wa-gateway numbers add`` accepts them."""
 
 MAX_BATCH = 1000
 """Messages one batch request may carry."""
@@ -52,6 +56,8 @@ class Submission:
     message: dict[str, Any]
     priority: str
     note: dict[str, Any] = field(default_factory=dict)
+    phone_number_id: str | None = None
+    """The sending number; None for the configured one."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,12 @@ def prepare(
     phone_number_id: str,
     windows: CustomerWindows,
     fallback: FallbackTemplate | None,
+    is_registered: Callable[[str], bool] | None = None,
 ) -> Submission:
     """Validate one message of the API and apply the customer's 24-hour window.
 
+    ``phone_number_id`` is the configured sending number; a body may name another with its own
+    ``phone_number_id`` if ``is_registered`` says it is one of the gateway's numbers.
     Raises :class:`Refused` with ``invalid_message`` (naming the field) or ``window_closed``.
     """
     if not isinstance(body, dict):
@@ -78,12 +87,26 @@ def prepare(
     priority = body.get("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise Refused("invalid_message", "priority", f"must be one of {', '.join(PRIORITIES)}")
+    sender = body.get("phone_number_id", phone_number_id)
+    if not isinstance(sender, str) or not SENDING_NUMBER_ID.match(sender):
+        raise Refused(
+            "invalid_message", "phone_number_id", "must be Meta's numeric phone number id"
+        )
+    if sender != phone_number_id and not (is_registered is not None and is_registered(sender)):
+        raise Refused(
+            "invalid_message",
+            "phone_number_id",
+            "is not a sending number of this gateway (see 'wa-gateway numbers add')",
+        )
     try:
-        message = validate_message({k: v for k, v in body.items() if k != "priority"})
+        message = validate_message(
+            {k: v for k, v in body.items() if k not in ("priority", "phone_number_id")}
+        )
     except MessageValidationError as exc:
         raise Refused("invalid_message", exc.field, exc.message) from None
-    if not is_free_form(message) or windows.is_open(phone_number_id, message["to"]):
-        return Submission(message, priority)
+    # The window is per (business number, customer): the one this message is sent from.
+    if not is_free_form(message) or windows.is_open(sender, message["to"]):
+        return Submission(message, priority, phone_number_id=sender)
     if fallback is None:
         raise Refused(
             "window_closed",
@@ -91,7 +114,7 @@ def prepare(
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}
-    return Submission(fallback.message_for(message), priority, note)
+    return Submission(fallback.message_for(message), priority, note, sender)
 
 
 def accept(
@@ -117,7 +140,7 @@ def accept(
     try:
         store.create_many(
             [
-                NewMessage(i, s.message, s.priority, idempotency_key, s.note)
+                NewMessage(i, s.message, s.priority, idempotency_key, s.note, s.phone_number_id)
                 for i, s in zip(ids, submissions, strict=True)
             ]
         )

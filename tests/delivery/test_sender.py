@@ -31,7 +31,7 @@ def make_sender(redis_client, client, **policy) -> Sender:
     return Sender(
         store=MessageStore(redis_client),
         dead_letters=DeadLetterStore(redis_client),
-        client=client,
+        client_for=lambda number: client,
         limiter=SendRateLimiter(redis_client, default_rate=1000, pair_interval=0),
         policy=RetryPolicy(max_deferral=30, **{"base_delay": 1, "max_delay": 8, **policy}),
         lock_ttl=30,
