@@ -192,6 +192,10 @@ SCHEMAS: dict[str, Any] = {
             "wamid": {"type": ["string", "null"]},
             "created_at": {"type": "number"},
             "history": {"type": "array", "items": {"type": "object"}},
+            "phone_number_id": {
+                "type": ["string", "null"],
+                "description": "the number it was sent from (null: the configured one)",
+            },
         },
     },
 }
