@@ -7,12 +7,12 @@ is only reported accepted once its record exists and the broker holds its send t
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.credentials import PHONE_NUMBER_ID
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
@@ -25,9 +25,6 @@ PRIORITIES = ("high", "normal", "bulk")
 """Priority lanes: ``high`` for a customer who is waiting, ``bulk`` for campaigns."""
 
 DEFAULT_PRIORITY = "normal"
-
-SENDING_NUMBER_ID = re.compile(r"^[0-9]{5,20}$")
-"""The form of Meta's phone number ids, as ``wa-gateway numbers add`` accepts them."""
 
 MAX_BATCH = 1000
 """Messages one batch request may carry."""
@@ -88,7 +85,7 @@ def prepare(
     if priority not in PRIORITIES:
         raise Refused("invalid_message", "priority", f"must be one of {', '.join(PRIORITIES)}")
     sender = body.get("phone_number_id", phone_number_id)
-    if not isinstance(sender, str) or not SENDING_NUMBER_ID.match(sender):
+    if not isinstance(sender, str) or not PHONE_NUMBER_ID.match(sender):
         raise Refused(
             "invalid_message", "phone_number_id", "must be Meta's numeric phone number id"
         )
