@@ -25,7 +25,8 @@ from app.whatsapp.errors import GatewayError
 ENCRYPTION_KEYS_ENV = "GATEWAY_ENCRYPTION_KEYS"
 KEYRING_SERVICE = "wa-gateway"
 KEYRING_USER = "encryption-keys"
-_PHONE_NUMBER_ID = re.compile(r"^[0-9]{5,20}$")
+PHONE_NUMBER_ID = re.compile(r"^[0-9]{5,20}$")
+"""The form of Meta's phone number ids."""
 _TOKEN = re.compile(r"^[\x21-\x7e]{20,4096}$")
 
 
@@ -97,7 +98,7 @@ class NumberRegistry:
 
     def add(self, number: SendingNumber, access_token: str) -> SendingNumber:
         """Store (or replace) ``number`` with ``access_token``, encrypted under the newest key."""
-        if not _PHONE_NUMBER_ID.match(number.phone_number_id):
+        if not PHONE_NUMBER_ID.match(number.phone_number_id):
             raise CredentialError("the phone number id must be Meta's numeric id (5 to 20 digits)")
         if not _TOKEN.match(access_token):
             raise CredentialError(
@@ -149,6 +150,11 @@ class NumberRegistry:
                 keys=[keys.SENDING_NUMBERS], args=[phone_number_id, raw, json.dumps(entry)]
             )
         return rotated
+
+
+def is_registered(redis_client: redis.Redis, phone_number_id: str) -> bool:
+    """Whether ``phone_number_id`` is a registered sending number (no key needed to ask)."""
+    return bool(redis_client.hexists(keys.SENDING_NUMBERS, phone_number_id))
 
 
 def _number(entry: dict) -> SendingNumber:

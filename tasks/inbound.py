@@ -62,10 +62,12 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     failure or a lost worker) takes up where the first run stopped.
     """
     settings = get_settings()
-    client = client_for(settings)
     conversation_settings = get_conversation_settings()
+    # Receipts and downloads use the token of the number each message was sent to.
     fetch_media = MediaFetcher(
-        client, conversation_settings.media_dir, conversation_settings.media_max_bytes
+        lambda phone_number_id: client_for(settings, phone_number_id),
+        conversation_settings.media_dir,
+        conversation_settings.media_max_bytes,
     )
     with observe_webhook(payload) as observed:
         try:
@@ -73,9 +75,9 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
                 payload,
                 redis_client=get_redis(settings.redis_url),
                 enqueue_turn=enqueue_turn,
-                mark_read=lambda message_id, typing: client.mark_read(
-                    message_id, typing_indicator=typing
-                ),
+                mark_read=lambda phone_number_id, message_id, typing: client_for(
+                    settings, phone_number_id
+                ).mark_read(message_id, typing_indicator=typing),
                 fetch_media=fetch_media,
                 owner=self.request.id or "",
             )

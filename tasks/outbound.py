@@ -38,7 +38,8 @@ def enqueue_send(message_id: str, priority: str, **options: Any) -> None:
 
 
 def sender() -> Sender:
-    """This process's :class:`Sender`: stores and limiter on its Redis pool, its Graph client."""
+    """This process's :class:`Sender`: stores and limiter on its Redis pool, a Graph client per
+    sending number."""
     settings = get_settings()
     redis_client = get_redis(settings.redis_url)
     limiter = _limiters.get(id(redis_client))
@@ -47,7 +48,7 @@ def sender() -> Sender:
     return Sender(
         store=MessageStore(redis_client),
         dead_letters=DeadLetterStore(redis_client),
-        client=client_for(settings),
+        client_for=lambda phone_number_id: client_for(settings, phone_number_id),
         limiter=limiter,
         policy=SEND_POLICY,
         lock_ttl=celeryconfig.task_time_limit,

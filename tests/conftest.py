@@ -61,3 +61,26 @@ def webhook_examples(spec: dict) -> dict[str, dict]:
     post = spec["paths"]["/whatsapp/webhooks"]["post"]
     examples = post["requestBody"]["content"]["application/json"]["examples"]
     return {name: example["value"] for name, example in examples.items()}
+
+
+@pytest.fixture
+def second_number(redis_client, monkeypatch):
+    """A second sending number, registered with its own token, and the simulator that plays it.
+
+    Yields ``(simulator, settings)``: ``settings`` point the Graph API at that simulator, which
+    accepts only the second number's token and path, so a request that reaches it with success
+    proves it carried them.
+    """
+    from app.config import load_settings
+    from app.credentials import NumberRegistry, SendingNumber, generate_key, load_cipher
+    from app.whatsapp.client import reset_clients
+    from tests.stack import SECOND_NUMBER, SECOND_TOKEN, SimulatorThread
+
+    monkeypatch.setenv("GATEWAY_ENCRYPTION_KEYS", generate_key())
+    NumberRegistry(redis_client, load_cipher()).add(SendingNumber(SECOND_NUMBER), SECOND_TOKEN)
+    sim = SimulatorThread(access_token=SECOND_TOKEN, phone_number_id=SECOND_NUMBER)
+    settings = load_settings({**os.environ, "WHATSAPP_API_BASE_URL": sim.url}, env_file=None)
+    reset_clients()
+    yield sim, settings
+    reset_clients()
+    sim.close()

@@ -324,10 +324,11 @@ class SimulatorThread:
         if not meta_rules:
             config.setdefault("enforce_window", False)
             config.setdefault("pair_limit", False)
+        # Another token and number id play a second sending number.
+        config.setdefault("access_token", TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"])
+        config.setdefault("phone_number_id", TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"])
         self.config = SimulatorConfig(
-            access_token=TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"],
             webhook_secret=TEST_CREDENTIALS["WHATSAPP_WEBHOOK_SECRET"],
-            phone_number_id=TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"],
             webhook_url=webhook_url,
             **config,
         )
@@ -371,3 +372,9 @@ def start_beat(env: dict[str, str]) -> Process:
     if proc.proc.poll() is not None:
         raise RuntimeError(f"beat exited:\n{proc.output()}")
     return proc
+
+
+SECOND_NUMBER = "106540352242999"
+"""A second sending number, registered with ``wa-gateway numbers add`` in tests."""
+SECOND_TOKEN = "EAAsecond-number-token-0123456789abcdef"
+"""Its access token: the simulator playing it accepts this one, not the configured number's."""

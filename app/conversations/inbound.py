@@ -51,8 +51,9 @@ EnqueueTurn = Callable[[dict[str, Any]], None]
 EnqueueReply = Callable[[dict[str, Any]], None]
 """Puts the task that records a reply (an ``Exchange`` dict, with the conversation's ids)."""
 
-MarkRead = Callable[[str, bool], None]
-"""Marks an inbound message read; the flag asks for the typing indicator too."""
+MarkRead = Callable[[str, str, bool], None]
+"""Marks an inbound message read, as (the business number it was sent to, its id, typing): the
+flag asks for the typing indicator too."""
 
 FetchMedia = Callable[[CustomerTurn], CustomerTurn]
 """Downloads and stores a turn's media, returning the turn with where it went (or why not)."""
@@ -118,7 +119,7 @@ def handle_webhook(
             log.info("inbound %s message %s", turn.type, turn.id)
             if mark_read is not None and turn.type not in ("reaction", "system"):
                 typing = turn.expects_reply and not handoffs.get(turn.phone_number_id, turn.wa_id)
-                send_read_receipt(mark_read, turn.id, typing)
+                send_read_receipt(mark_read, turn.phone_number_id, turn.id, typing)
             if fetch_media is not None and "media" in turn.structured:
                 turn = fetch_media(turn)
             enqueue_turn(turn.to_dict())
@@ -130,10 +131,12 @@ def handle_webhook(
     return result
 
 
-def send_read_receipt(mark_read: MarkRead, message_id: str, typing: bool) -> None:
+def send_read_receipt(
+    mark_read: MarkRead, phone_number_id: str, message_id: str, typing: bool
+) -> None:
     """Mark the message read (and show typing); a failure costs the receipt, never the message."""
     try:
-        mark_read(message_id, typing)
+        mark_read(phone_number_id, message_id, typing)
     except Exception as exc:  # noqa: BLE001 - a receipt is a courtesy, the reply is what matters
         log.warning("read receipt for %s not sent: %s", message_id, type(exc).__name__)
 
@@ -234,7 +237,8 @@ def answer_turn(
         "context": {"message_id": turn.id},
     }
     # Created once; a second pass (after a crash) finds it and enqueues again: the send is idempotent.
-    store.create(message_id, payload, priority="high")
+    # Sent from the number the customer wrote to: the window and the conversation are that number's.
+    store.create(message_id, payload, priority="high", phone_number_id=turn.phone_number_id)
     enqueue_reply(_reply_record(turn, message_id, body, source))
     enqueue_send(message_id, "high")
     return message_id

@@ -2,7 +2,8 @@
 
 :class:`MediaFetcher` is the step of the inbound flow that turns a media id into a file under
 ``MEDIA_DIR``. It works with any client offering ``download_media(media_id, *, max_bytes,
-expected_sha256=None)`` that returns an object with ``content``, ``mime_type`` and ``sha256``. A
+expected_sha256=None)`` that returns an object with ``content``, ``mime_type`` and ``sha256``,
+chosen per turn by the business number the customer wrote to (each number has its own token). A
 download that fails is recorded on the turn (``media.error``) and the message is still answered:
 media is never a reason to lose a message.
 """
@@ -16,6 +17,7 @@ import logging
 import mimetypes
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,8 +37,14 @@ class MediaDownloader(Protocol):
 class MediaFetcher:
     """Download a turn's media, check its SHA-256 and size, store it by content hash."""
 
-    def __init__(self, client: MediaDownloader, media_dir: str | Path, max_bytes: int):
-        self.client = client
+    def __init__(
+        self,
+        client_for: Callable[[str], MediaDownloader],
+        media_dir: str | Path,
+        max_bytes: int,
+    ):
+        self.client_for = client_for
+        """The downloader of a business number (the turn's ``phone_number_id``)."""
         self.media_dir = Path(media_dir)
         self.max_bytes = max_bytes
 
@@ -45,7 +53,8 @@ class MediaFetcher:
         if not media or not media.get("id"):
             return turn
         try:
-            download = self.client.download_media(
+            client = self.client_for(turn.phone_number_id)
+            download = client.download_media(
                 str(media["id"]), max_bytes=self.max_bytes, expected_sha256=media.get("sha256")
             )
             content = bytes(download.content)

@@ -110,6 +110,8 @@ class DeadLetter:
     wamid: str | None = None
     created_at: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    phone_number_id: str | None = None
+    """The number it was sent from (None: the configured one), so a replay uses it again."""
 
     @property
     def code(self) -> int | None:
@@ -203,6 +205,7 @@ class DeadLetterStore:
             wamid=record.wamid,
             created_at=record.created_at,
             history=record.history,
+            phone_number_id=record.phone_number_id,
         )
 
     def get(self, message_id: str) -> DeadLetter | None:
@@ -273,6 +276,7 @@ class DeadLetterStore:
                 letter.priority,
                 idempotency_key=letter.idempotency_key,
                 created_at=letter.created_at,
+                phone_number_id=letter.phone_number_id,
             )
         store.reset_for_replay(message_id)
         self.remove(message_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.credentials import PHONE_NUMBER_ID
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
@@ -52,6 +53,8 @@ class Submission:
     message: dict[str, Any]
     priority: str
     note: dict[str, Any] = field(default_factory=dict)
+    phone_number_id: str | None = None
+    """The sending number; None for the configured one."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,12 @@ def prepare(
     phone_number_id: str,
     windows: CustomerWindows,
     fallback: FallbackTemplate | None,
+    is_registered: Callable[[str], bool] | None = None,
 ) -> Submission:
     """Validate one message of the API and apply the customer's 24-hour window.
 
+    ``phone_number_id`` is the configured sending number; a body may name another with its own
+    ``phone_number_id`` if ``is_registered`` says it is one of the gateway's numbers.
     Raises :class:`Refused` with ``invalid_message`` (naming the field) or ``window_closed``.
     """
     if not isinstance(body, dict):
@@ -78,12 +84,26 @@ def prepare(
     priority = body.get("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise Refused("invalid_message", "priority", f"must be one of {', '.join(PRIORITIES)}")
+    sender = body.get("phone_number_id", phone_number_id)
+    if not isinstance(sender, str) or not PHONE_NUMBER_ID.match(sender):
+        raise Refused(
+            "invalid_message", "phone_number_id", "must be Meta's numeric phone number id"
+        )
+    if sender != phone_number_id and not (is_registered is not None and is_registered(sender)):
+        raise Refused(
+            "invalid_message",
+            "phone_number_id",
+            "is not a sending number of this gateway (see 'wa-gateway numbers add')",
+        )
     try:
-        message = validate_message({k: v for k, v in body.items() if k != "priority"})
+        message = validate_message(
+            {k: v for k, v in body.items() if k not in ("priority", "phone_number_id")}
+        )
     except MessageValidationError as exc:
         raise Refused("invalid_message", exc.field, exc.message) from None
-    if not is_free_form(message) or windows.is_open(phone_number_id, message["to"]):
-        return Submission(message, priority)
+    # The window is per (business number, customer): the one this message is sent from.
+    if not is_free_form(message) or windows.is_open(sender, message["to"]):
+        return Submission(message, priority, phone_number_id=sender)
     if fallback is None:
         raise Refused(
             "window_closed",
@@ -91,7 +111,7 @@ def prepare(
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}
-    return Submission(fallback.message_for(message), priority, note)
+    return Submission(fallback.message_for(message), priority, note, sender)
 
 
 def accept(
@@ -117,7 +137,7 @@ def accept(
     try:
         store.create_many(
             [
-                NewMessage(i, s.message, s.priority, idempotency_key, s.note)
+                NewMessage(i, s.message, s.priority, idempotency_key, s.note, s.phone_number_id)
                 for i, s in zip(ids, submissions, strict=True)
             ]
         )

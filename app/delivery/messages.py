@@ -74,6 +74,8 @@ class NewMessage:
     priority: str
     idempotency_key: str | None = None
     note: dict[str, Any] | None = None
+    phone_number_id: str | None = None
+    """The sending number; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
 
 
 @dataclass
@@ -96,12 +98,15 @@ class MessageRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    phone_number_id: str | None = None
+    """The number it is sent from; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the API returns."""
         return {
             "id": self.id,
             "to": self.to,
+            "phone_number_id": self.phone_number_id,
             "priority": self.priority,
             "status": self.status,
             "wamid": self.wamid,
@@ -140,15 +145,19 @@ class MessageStore:
         idempotency_key: str | None = None,
         note: dict[str, Any] | None = None,
         created_at: float | None = None,
+        phone_number_id: str | None = None,
     ) -> bool:
         """Record a new queued message; False (and nothing changed) if the id already exists.
 
-        ``note`` goes into the first history entry (say, that a template replaced the message).
+        ``note`` goes into the first history entry (say, that a template replaced the message);
+        ``phone_number_id`` is the sending number (None: the configured one).
         """
         if not self.redis.hsetnx(self.key(message_id), "id", message_id):
             return False
         pipe = self.redis.pipeline(transaction=False)
-        self._write_new(pipe, message_id, payload, priority, idempotency_key, note, created_at)
+        self._write_new(
+            pipe, message_id, payload, priority, idempotency_key, note, created_at, phone_number_id
+        )
         pipe.execute()
         return True
 
@@ -156,7 +165,16 @@ class MessageStore:
         """Record many new queued messages in one round trip; their ids must be fresh (uuid4)."""
         pipe = self.redis.pipeline(transaction=False)
         for m in messages:
-            self._write_new(pipe, m.id, m.payload, m.priority, m.idempotency_key, m.note, None)
+            self._write_new(
+                pipe,
+                m.id,
+                m.payload,
+                m.priority,
+                m.idempotency_key,
+                m.note,
+                None,
+                m.phone_number_id,
+            )
         pipe.execute()
 
     def _write_new(
@@ -168,6 +186,7 @@ class MessageStore:
         idempotency_key: str | None,
         note: dict[str, Any] | None,
         created_at: float | None,
+        phone_number_id: str | None = None,
     ) -> None:
         now = time.time()
         key = self.key(message_id)
@@ -185,6 +204,8 @@ class MessageStore:
         }
         if idempotency_key:
             record["idempotency_key"] = idempotency_key
+        if phone_number_id:
+            record["phone_number_id"] = phone_number_id
         pipe.hset(key, mapping=record)
         pipe.expire(key, keys.MESSAGE_TTL)
         pipe.rpush(
@@ -236,6 +257,7 @@ class MessageStore:
             created_at=float(data.get("created_at", 0)),
             updated_at=float(data.get("updated_at", 0)),
             history=[json.loads(h) for h in history],
+            phone_number_id=data.get("phone_number_id") or None,
         )
 
     def advance(

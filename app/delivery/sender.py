@@ -67,13 +67,19 @@ class SendResult:
     retry_in: float | None = None
 
 
+ClientFor = Callable[[str | None], GraphClient]
+"""The Graph client of a sending number (None: the configured one); raises
+:class:`~app.whatsapp.errors.ConfigurationError` for a number the gateway has no token for."""
+
+
 @dataclass
 class Sender:
-    """What sending needs: the stores, the client for the number, its limiter and the policy."""
+    """What sending needs: the stores, each number's client, the limiter and the policy."""
 
     store: MessageStore
     dead_letters: DeadLetterStore
-    client: GraphClient
+    client_for: ClientFor
+    """Chosen per message, from the number on its record."""
     limiter: SendRateLimiter
     policy: RetryPolicy
     lock_ttl: float
@@ -99,7 +105,13 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
             return _finished(record)
         # Running now; each deferral below moves the expectation to when the task comes back.
         store.expect_run(message_id)
-        wait = sender.limiter.acquire(sender.client.phone_number_id, record.to, record.priority)
+        try:
+            client = sender.client_for(record.phone_number_id)
+        except GraphAPIError as exc:
+            # No token for its number (removed, or keys missing): the operator must act.
+            return handle_send_failure(sender, message_id, exc)
+        # The limits are Meta's per sending number, so each number has its own bucket.
+        wait = sender.limiter.acquire(client.phone_number_id, record.to, record.priority)
         if wait > 0:
             metrics.record_rate_limit_deferral()
             metrics.record_retry("rate_limited")
@@ -108,7 +120,7 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
             return SendResult(SendOutcome.RATE_LIMITED, wait)
         attempt = store.mark_sending(message_id)
         try:
-            result = sender.client.send_message(record.payload)
+            result = client.send_message(record.payload)
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).

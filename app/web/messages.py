@@ -1,7 +1,8 @@
 """``/v1/messages``: the send API. Views validate, record, enqueue and return an id.
 
-- ``POST /v1/messages``: one Cloud API message object plus an optional ``priority``; 202 once
-  the broker holds its send task.
+- ``POST /v1/messages``: one Cloud API message object plus an optional ``priority`` and
+  ``phone_number_id`` (the sending number: the configured one by default, or one registered with
+  ``wa-gateway numbers add``); 202 once the broker holds its send task.
 - ``POST /v1/messages/batch``: ``{"messages": [...]}``, up to 1,000, all or none accepted.
 - ``GET /v1/messages/<id>``: status, ``wamid``, attempts, error and history.
 
@@ -20,6 +21,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from app.config import Settings
+from app.credentials import is_registered
 from app.db import get_redis
 from app.delivery import intake
 from app.delivery.idempotency import (
@@ -111,11 +113,13 @@ def _refusal(refused: intake.Refused, status: int = 422):
 
 
 def _prepare(body: Any) -> intake.Submission:
+    redis_client = _redis()
     return intake.prepare(
         body,
         phone_number_id=_settings().phone_number_id,
-        windows=CustomerWindows(_redis()),
+        windows=CustomerWindows(redis_client),
         fallback=fallback_template(),
+        is_registered=lambda number: is_registered(redis_client, number),
     )
 
 

@@ -93,9 +93,9 @@ SCHEMAS: dict[str, Any] = {
     "OutboundMessage": {
         "type": "object",
         "description": "A Cloud API message object, as in Meta's `POST /{phone_number_id}/messages`, "
-        "plus the gateway's `priority`. A message other than a template to a customer whose "
-        "24-hour window is closed is refused (`window_closed`) unless a fallback template is "
-        "configured.",
+        "plus the gateway's `priority` and `phone_number_id`. A message other than a template to "
+        "a customer whose 24-hour window with the sending number is closed is refused "
+        "(`window_closed`) unless a fallback template is configured.",
         "required": ["to", "type"],
         "properties": {
             "messaging_product": {"const": "whatsapp"},
@@ -106,6 +106,13 @@ SCHEMAS: dict[str, Any] = {
                 "examples": ["text", "template", "image", "interactive"],
             },
             "priority": {"enum": list(PRIORITIES), "default": "normal"},
+            "phone_number_id": {
+                "type": "string",
+                "pattern": "^[0-9]{5,20}$",
+                "description": "The number to send from: the configured `WHATSAPP_PHONE_NUMBER_ID` "
+                "(the default) or one added with `wa-gateway numbers add`; any other is refused "
+                "(422, `field` is `phone_number_id`).",
+            },
         },
         "additionalProperties": True,
     },
@@ -121,6 +128,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "to": {"type": "string"},
+            "phone_number_id": {
+                "type": ["string", "null"],
+                "description": "the number it is sent from (null: the configured one)",
+            },
             "priority": {"enum": list(PRIORITIES)},
             "status": _ref("Status"),
             "wamid": {"type": ["string", "null"], "description": "Meta's message id"},
@@ -181,6 +192,10 @@ SCHEMAS: dict[str, Any] = {
             "wamid": {"type": ["string", "null"]},
             "created_at": {"type": "number"},
             "history": {"type": "array", "items": {"type": "object"}},
+            "phone_number_id": {
+                "type": ["string", "null"],
+                "description": "the number it was sent from (null: the configured one)",
+            },
         },
     },
 }

@@ -53,7 +53,9 @@ class Flow:
             payload,
             redis_client=self.redis,
             enqueue_turn=turns.append,
-            mark_read=lambda wamid, typing: self.client.mark_read(wamid, typing_indicator=typing),
+            mark_read=lambda number, wamid, typing: self.client.mark_read(
+                wamid, typing_indicator=typing
+            ),
             fetch_media=self.fetch_media,
         )
         assert not result.duplicates
@@ -216,7 +218,7 @@ def test_an_answer_task_run_twice_sends_one_reply(flow):
 
 
 def test_a_read_receipt_failure_does_not_lose_the_message(redis_client):
-    def refuse(wamid, typing):
+    def refuse(number, wamid, typing):
         raise ConnectionError("Graph API unreachable")
 
     turns = []
@@ -264,7 +266,7 @@ def image(media_id: str, content: bytes, caption: str = "Taj Mahal") -> dict:
 
 def test_media_is_downloaded_verified_stored_and_described(flow, tmp_path):
     downloader = FakeDownloader({"1003383421387256": JPEG})
-    flow.fetch_media = MediaFetcher(downloader, tmp_path, max_bytes=10_000)
+    flow.fetch_media = MediaFetcher(lambda number: downloader, tmp_path, max_bytes=10_000)
     wamid, (reply,) = flow.say("573001234567", image("1003383421387256", JPEG))
     (answered,) = flow.answered
     media = answered["structured"]["media"]
@@ -278,7 +280,7 @@ def test_media_is_downloaded_verified_stored_and_described(flow, tmp_path):
 
 def test_media_that_fails_its_checks_is_not_stored_but_the_message_is_answered(flow, tmp_path):
     downloader = FakeDownloader({"1": JPEG, "2": b"x" * 20_000})
-    flow.fetch_media = MediaFetcher(downloader, tmp_path, max_bytes=10_000)
+    flow.fetch_media = MediaFetcher(lambda number: downloader, tmp_path, max_bytes=10_000)
     tampered = image("1", b"something else")
     _, (first,) = flow.say("573001234567", tampered)
     _, (second,) = flow.say("573001234567", image("2", b"x" * 20_000))

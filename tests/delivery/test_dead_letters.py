@@ -105,6 +105,15 @@ def test_replay_recreates_an_expired_record(store, dlq, redis_client):
     assert (record.status, record.payload, record.priority) == (QUEUED, PAYLOAD, "bulk")
 
 
+def test_a_replay_sends_from_the_number_the_message_was_sent_from(store, dlq, redis_client):
+    store.create("m1", PAYLOAD, "normal", phone_number_id="106540352242999")
+    dlq.add(store, "m1", dl.CONFIGURATION_ERROR, ERROR)
+    assert dlq.get("m1").phone_number_id == "106540352242999"
+    redis_client.delete(store.key("m1"), store.history_key("m1"))  # expired meanwhile
+    dlq.replay(store, "m1", lambda i, p: None)
+    assert store.get("m1").phone_number_id == "106540352242999"
+
+
 def test_a_replay_the_broker_refuses_leaves_the_dead_letter_in_place(store, dlq):
     sent_message(store)
     dlq.add(store, "m1", dl.PERMANENT_ERROR, ERROR)

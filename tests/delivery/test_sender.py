@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from app.credentials import NumberRegistry, SendingNumber, load_cipher
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DEAD_LETTERED, QUEUED, SENT, MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.retry import RetryPolicy
 from app.delivery.sender import Sender, SendOutcome, send_recorded_message
-from tests.stack import SimulatorThread
+from tests.stack import SECOND_NUMBER, SECOND_TOKEN, SimulatorThread
 
 PAYLOAD = {
     "messaging_product": "whatsapp",
@@ -31,7 +32,7 @@ def make_sender(redis_client, client, **policy) -> Sender:
     return Sender(
         store=MessageStore(redis_client),
         dead_letters=DeadLetterStore(redis_client),
-        client=client,
+        client_for=lambda number: client,
         limiter=SendRateLimiter(redis_client, default_rate=1000, pair_interval=0),
         policy=RetryPolicy(max_deferral=30, **{"base_delay": 1, "max_delay": 8, **policy}),
         lock_ttl=30,
@@ -159,3 +160,57 @@ def test_a_second_delivery_waits_while_the_first_holds_the_lock(sender, sim):
 def test_missing_record_sends_nothing(sender, sim):
     assert send_recorded_message(sender, "nope").outcome == SendOutcome.MISSING
     assert sim.state.requests_seen == 0
+
+
+# --- Several sending numbers --------------------------------------------------------------------
+
+
+def numbers_sender(redis_client, settings) -> Sender:
+    """A sender choosing each message's client as the workers do."""
+    from app.whatsapp.client import client_for
+
+    sender = make_sender(redis_client, None)
+    sender.client_for = lambda number: client_for(settings, number)
+    return sender
+
+
+def test_a_message_from_a_second_number_goes_with_its_token_and_path(redis_client, second_number):
+    second, settings = second_number
+    sender = numbers_sender(redis_client, settings)
+    sender.limiter = SendRateLimiter(redis_client, default_rate=1, pair_interval=0)
+    sender.store.create("m1", PAYLOAD, "normal", phone_number_id=SECOND_NUMBER)
+    sender.store.create("m2", PAYLOAD, "normal")  # the configured number's
+    assert send_recorded_message(sender, "m1").outcome == SendOutcome.SENT
+    assert [r["wamid"] for r in second.state.received] == [sender.store.get("m1").wamid]
+    # Each number has its own bucket: the second number's use leaves the configured one's whole,
+    # and the configured number's token (which that simulator refuses) goes with its message.
+    assert send_recorded_message(sender, "m2").outcome == SendOutcome.DEAD_LETTERED
+    assert sender.dead_letters.get("m2").code == 190
+    assert len(second.state.received) == 1
+
+
+def test_a_replaced_token_is_used_by_the_next_send(redis_client, second_number):
+    second, settings = second_number
+    sender = numbers_sender(redis_client, settings)
+    registry = NumberRegistry(redis_client, load_cipher())
+    registry.add(SendingNumber(SECOND_NUMBER), "EAAexpired-token-0123456789abcdef")
+    for message_id in ("m1", "m2"):
+        sender.store.create(message_id, PAYLOAD, "normal", phone_number_id=SECOND_NUMBER)
+    assert send_recorded_message(sender, "m1").outcome == SendOutcome.DEAD_LETTERED
+    assert sender.dead_letters.get("m1").reason == dl.CONFIGURATION_ERROR
+    registry.add(SendingNumber(SECOND_NUMBER), SECOND_TOKEN)  # 'wa-gateway numbers add' again
+    assert send_recorded_message(sender, "m2").outcome == SendOutcome.SENT
+    assert len(second.state.received) == 1
+
+
+def test_a_message_from_an_unregistered_number_is_dead_lettered_for_the_operator(
+    redis_client, second_number
+):
+    second, settings = second_number
+    sender = numbers_sender(redis_client, settings)
+    NumberRegistry(redis_client, load_cipher()).remove(SECOND_NUMBER)
+    sender.store.create("m1", PAYLOAD, "normal", phone_number_id=SECOND_NUMBER)
+    assert send_recorded_message(sender, "m1").outcome == SendOutcome.DEAD_LETTERED
+    letter = sender.dead_letters.get("m1")
+    assert letter.reason == dl.CONFIGURATION_ERROR and SECOND_NUMBER in letter.error["message"]
+    assert second.state.requests_seen == 0

@@ -11,7 +11,7 @@ from app.config import get_settings
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows
 from app.web import create_app
-from tests.stack import TEST_CREDENTIALS
+from tests.stack import SECOND_NUMBER, TEST_CREDENTIALS
 
 API_KEY = "gw-test-key-0123456789abcdef"
 OTHER_KEY = "gw-second-key-abcdef0123456789"
@@ -306,3 +306,58 @@ def test_get_shows_status_attempts_and_history(client, redis_client):
 def test_get_unknown_is_404(client):
     response = client.get("/v1/messages/doesnotexist", headers=AUTH)
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+# --- Sending numbers ----------------------------------------------------------------------------
+
+
+def test_a_registered_number_may_send_within_its_own_window(client, redis_client, second_number):
+    CustomerWindows(redis_client).record_inbound(SECOND_NUMBER, CUSTOMER, time.time() - 60)
+    # The customer wrote to the second number only: the configured one's window is closed.
+    closed = post(client, TEXT)
+    assert (closed.status_code, closed.json["error"]["code"]) == (422, "window_closed")
+    response = post(client, {**TEXT, "phone_number_id": SECOND_NUMBER})
+    assert response.status_code == 202
+    record = MessageStore(redis_client).get(response.json["id"])
+    assert record.phone_number_id == SECOND_NUMBER
+    assert "phone_number_id" not in record.payload  # the gateway's field, not Meta's
+    shown = client.get(f"/v1/messages/{record.id}", headers=AUTH).json
+    assert shown["phone_number_id"] == SECOND_NUMBER
+
+
+def test_the_configured_number_is_the_default_and_may_be_named(client, redis_client, open_window):
+    store = MessageStore(redis_client)
+    implicit = post(client, TEXT).json["id"]
+    explicit = post(client, {**TEXT, "phone_number_id": NUMBER}).json["id"]
+    assert store.get(implicit).phone_number_id == store.get(explicit).phone_number_id == NUMBER
+
+
+@pytest.mark.parametrize("number", ["106540352240000", "abc", "", 106540352242922, None])
+def test_an_unknown_or_malformed_number_is_422_naming_the_field(
+    client, redis_client, open_window, second_number, number
+):
+    response = post(client, {**TEMPLATE, "phone_number_id": number})
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_message"
+    assert response.json["error"]["field"] == "phone_number_id"
+    assert task_ids(redis_client, "send.normal") == []
+    assert not redis_client.keys("wa:msg:*")
+
+
+def test_a_batch_names_each_message_from_an_unknown_number(client, redis_client, second_number):
+    messages = [
+        {**TEMPLATE, "phone_number_id": SECOND_NUMBER},
+        {**TEMPLATE, "phone_number_id": "106540352240000"},
+        TEMPLATE,
+    ]
+    response = post(client, {"messages": messages}, path="/v1/messages/batch")
+    assert response.status_code == 422
+    errors = response.json["error"]["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(1, "phone_number_id")]
+    assert not redis_client.keys("wa:msg:*")
+    del messages[1]
+    response = post(client, {"messages": messages}, path="/v1/messages/batch")
+    assert response.status_code == 202
+    store = MessageStore(redis_client)
+    numbers = [store.get(m["id"]).phone_number_id for m in response.json["messages"]]
+    assert numbers == [SECOND_NUMBER, NUMBER]
