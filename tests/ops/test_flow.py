@@ -271,3 +271,47 @@ def test_logs_follow_a_message_and_hold_no_secret(ops):
     sends = [line for line in lines if line.get("message_id") == reply_id]
     assert sends and all(line["root_id"] == inbound["task_id"] for line in sends)
     assert any("accepted by Meta" in line["message"] for line in sends)
+
+
+def test_metrics_dead_letters_and_error_answers_hold_no_secret(ops):
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    faults = {"error_rate": 0.0, "error_codes": {"131026": 1.0}}
+    assert requests.put(f"{ops.simulator_url}/_sim/faults", json=faults, timeout=5).ok
+    try:
+        accepted = requests.post(
+            f"{ops.web_url}/v1/messages",
+            json={"to": CUSTOMER, "type": "text", "text": {"body": "hi"}},
+            headers=auth,
+            timeout=10,
+        )
+        assert accepted.status_code == 202, accepted.text
+        letter_url = f"{ops.web_url}/v1/dead-letters/{accepted.json()['id']}"
+        wait_for(lambda: requests.get(letter_url, headers=auth, timeout=5).ok, timeout=60)
+    finally:
+        requests.put(f"{ops.simulator_url}/_sim/faults", json={"error_codes": {}}, timeout=5)
+    answers = [
+        requests.get(f"{ops.web_url}/metrics", timeout=10).text,
+        requests.get(letter_url, headers=auth, timeout=5).text,
+        requests.get(
+            f"{ops.web_url}/v1/messages/{accepted.json()['id']}", headers=auth, timeout=5
+        ).text,
+        requests.get(
+            f"{ops.web_url}/v1/alerts", headers={"Authorization": f"Bearer {API_KEY}x"}, timeout=5
+        ).text,
+        requests.post(f"{ops.web_url}/v1/messages", json={"to": "1"}, headers=auth, timeout=5).text,
+        requests.post(f"{ops.web_url}/webhooks/whatsapp", data=b"{}", timeout=5).text,
+        requests.get(
+            f"{ops.web_url}/webhooks/whatsapp",
+            params={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+            timeout=5,
+        ).text,
+    ]
+    assert "131026" in answers[1]  # the dead letter is there, with Meta's error
+    captured = "\n".join(answers) + ops.gateway_logs()
+    for secret in (
+        TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"],
+        TEST_CREDENTIALS["WHATSAPP_WEBHOOK_SECRET"],
+        TEST_CREDENTIALS["WHATSAPP_WEBHOOK_VERIFY_TOKEN"],
+        API_KEY,
+    ):
+        assert secret not in captured
