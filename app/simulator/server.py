@@ -398,14 +398,21 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
         media = sim.media.put(content, checked.mime_type, phone_number_id, upload.filename)
         return jsonify({"id": media.id})
 
-    @app.get("/<version>/<media_id>")
-    def get_media(version: str, media_id: str):
+    def owned_media(media_id: str):
+        """The media, or the error Meta gives for a missing one or another number's."""
         if not authorised():
-            return refuse(190, "Invalid OAuth access token")
+            return None, refuse(190, "Invalid OAuth access token")
         media = sim.media.get(media_id)
         owner = request.args.get("phone_number_id")
         if media is None or (owner and owner != media.phone_number_id):
-            return unknown_object(media_id)
+            return None, unknown_object(media_id)
+        return media, None
+
+    @app.get("/<version>/<media_id>")
+    def get_media(version: str, media_id: str):
+        media, refused = owned_media(media_id)
+        if refused is not None:
+            return refused
         injected = injected_fault()
         if injected is not None:
             return injected
@@ -422,12 +429,9 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
 
     @app.delete("/<version>/<media_id>")
     def delete_media(version: str, media_id: str):
-        if not authorised():
-            return refuse(190, "Invalid OAuth access token")
-        media = sim.media.get(media_id)
-        owner = request.args.get("phone_number_id")
-        if media is None or (owner and owner != media.phone_number_id):
-            return unknown_object(media_id)
+        _, refused = owned_media(media_id)
+        if refused is not None:
+            return refused
         sim.media.delete(media_id)
         return jsonify({"success": True})
 

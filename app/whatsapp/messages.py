@@ -11,7 +11,7 @@ The limits are Meta's published ones for Cloud API v23.0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -330,44 +330,51 @@ def _check_buttons_action(action: dict[str, Any], path: str) -> None:
 
 def _check_list_action(action: dict[str, Any], path: str) -> None:
     _string(action.get("button"), f"{path}.button", MAX_LIST_BUTTON)
-    sections = _sections(action, path)
     ids: set[str] = set()
-    rows_seen = 0
-    for i, section in enumerate(sections):
-        where = f"{path}.sections[{i}]"
-        rows = section.get("rows")
-        if not isinstance(rows, list) or not rows:
-            raise MessageValidationError(f"{where}.rows", "must be a non-empty list")
-        for j, row in enumerate(rows):
-            row_path = f"{where}.rows[{j}]"
-            rows_seen += 1
-            if rows_seen > MAX_LIST_ROWS:
-                raise MessageValidationError(row_path, f"a list has at most {MAX_LIST_ROWS} rows")
-            row = _object(row, row_path)
-            _unique(_string(row.get("id"), f"{row_path}.id", MAX_ROW_ID), ids, f"{row_path}.id")
-            _string(row.get("title"), f"{row_path}.title", MAX_ROW_TITLE)
-            if "description" in row:
-                _string(row["description"], f"{row_path}.description", MAX_ROW_DESCRIPTION)
+    rows = _section_entries(
+        _sections(action, path),
+        path,
+        "rows",
+        MAX_LIST_ROWS,
+        f"a list has at most {MAX_LIST_ROWS} rows",
+    )
+    for row_path, row in rows:
+        row = _object(row, row_path)
+        _unique(_string(row.get("id"), f"{row_path}.id", MAX_ROW_ID), ids, f"{row_path}.id")
+        _string(row.get("title"), f"{row_path}.title", MAX_ROW_TITLE)
+        if "description" in row:
+            _string(row["description"], f"{row_path}.description", MAX_ROW_DESCRIPTION)
 
 
 def _check_product_list_action(action: dict[str, Any], path: str) -> None:
     _string(action.get("catalog_id"), f"{path}.catalog_id")
     sections = _sections(action, path, titles_required=True)
+    items = _section_entries(
+        sections, path, "product_items", MAX_PRODUCTS, f"at most {MAX_PRODUCTS} products"
+    )
+    for item_path, item in items:
+        _string(
+            _object(item, item_path).get("product_retailer_id"),
+            f"{item_path}.product_retailer_id",
+        )
+
+
+def _section_entries(
+    sections: list[Any], path: str, key: str, limit: int, too_many: str
+) -> Iterator[tuple[str, Any]]:
+    """(path, entry) for every entry under ``key`` in every section, refusing an empty section
+    and the first entry past ``limit`` across all sections."""
     seen = 0
     for i, section in enumerate(sections):
         where = f"{path}.sections[{i}]"
-        items = section.get("product_items")
-        if not isinstance(items, list) or not items:
-            raise MessageValidationError(f"{where}.product_items", "must be a non-empty list")
-        for j, item in enumerate(items):
-            item_path = f"{where}.product_items[{j}]"
+        entries = section.get(key)
+        if not isinstance(entries, list) or not entries:
+            raise MessageValidationError(f"{where}.{key}", "must be a non-empty list")
+        for j, entry in enumerate(entries):
             seen += 1
-            if seen > MAX_PRODUCTS:
-                raise MessageValidationError(item_path, f"at most {MAX_PRODUCTS} products")
-            _string(
-                _object(item, item_path).get("product_retailer_id"),
-                f"{item_path}.product_retailer_id",
-            )
+            if seen > limit:
+                raise MessageValidationError(f"{where}.{key}[{j}]", too_many)
+            yield f"{where}.{key}[{j}]", entry
 
 
 def _check_product_action(action: dict[str, Any], path: str) -> None:
