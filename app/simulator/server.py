@@ -460,6 +460,11 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
                 }
             )
 
+    @app.get("/_sim/stats")
+    def stats():
+        with sim.lock:
+            return jsonify({"received": len(sim.received), "requests": sim.requests_seen})
+
     @app.delete("/_sim/messages")
     def clear_messages():
         with sim.lock:
