@@ -199,7 +199,7 @@ def _simulator_serve(args: argparse.Namespace) -> int:
         print(f"--faults: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("waitress").setLevel(logging.WARNING)
     print(
         f"simulator listening on http://{args.host}:{args.port} "
         f"(webhooks to {args.webhook_url or 'nowhere'})",

@@ -340,15 +340,25 @@ class SimulatorThread:
         self._thread.start()
 
     def client(self, **kwargs: Any):
+        kwargs.setdefault("access_token", self.config.access_token)
+        return SimulatorThread.client_for(self.url, self.config.phone_number_id)(**kwargs)
+
+    @staticmethod
+    def client_for(url: str, phone_number_id: str = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]):
+        """A factory of Graph clients for the simulator at ``url`` (keyword arguments as
+        GraphClient's; the test credentials' token unless given)."""
         from app.whatsapp.client import GraphClient
 
-        return GraphClient(
-            base_url=self.url,
-            version="v23.0",
-            phone_number_id=self.config.phone_number_id,
-            access_token=kwargs.pop("access_token", self.config.access_token),
-            **kwargs,
-        )
+        def client(**kwargs: Any) -> GraphClient:
+            return GraphClient(
+                base_url=url,
+                version="v23.0",
+                phone_number_id=phone_number_id,
+                access_token=kwargs.pop("access_token", TEST_CREDENTIALS["WHATSAPP_ACCESS_TOKEN"]),
+                **kwargs,
+            )
+
+        return client
 
     def close(self) -> None:
         self.server.shutdown()

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hmac
 import random
-import socket
 import threading
 import time
 from collections import deque
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.simulator.dispatcher import WebhookDispatcher
 from app.simulator.faults import Faults
@@ -71,6 +69,9 @@ PAIR_INTERVAL = 6.0
 
 PAIR_BURST = 45
 """Messages to one customer that may go at once before the pair rate applies."""
+
+HANG_UP_CHECK_SECONDS = 0.1
+"""How often a delayed answer checks whether its client is still there."""
 
 UPLOAD_LIMIT_BYTES = DOCUMENT_MAX_BYTES + 1024 * 1024
 """Largest upload request read: the largest media (a document) plus room for the form."""
@@ -301,8 +302,9 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
             latency += faults.slow_seconds
         if faults.timeout_rate and rng.random() < faults.timeout_rate:
             latency += faults.hang_seconds
-        if latency:
-            time.sleep(latency)
+        if latency and not pause(latency):
+            # Nobody will read this: the request is dropped, as if Meta never saw it.
+            return refuse(2, "The client hung up before the answer", http_status=503)
         if faults.error_rate and rng.random() < faults.error_rate:
             return refuse(1, "Injected failure", http_status=500)
         if faults.unavailable_rate and rng.random() < faults.unavailable_rate:
@@ -315,6 +317,16 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
             if rng.random() < rate:
                 return refuse(int(code), "Injected error")
         return None
+
+    def pause(seconds: float) -> bool:
+        """Wait ``seconds``; False as soon as the client hangs up, where the server can tell."""
+        hung_up = request.environ.get("waitress.client_disconnected")
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if hung_up is not None and hung_up():
+                return False
+            time.sleep(min(left, HANG_UP_CHECK_SECONDS) if hung_up else left)
+        return True
 
     @app.errorhandler(413)
     def too_large(_error):
@@ -630,24 +642,30 @@ def _customer_file(kind: str, file: Any) -> tuple[bytes, str, str]:
     return content, mime_type, str(file.get("filename") or SAMPLES[kind][2])
 
 
-class KeepAliveRequestHandler(WSGIRequestHandler):
-    """HTTP/1.1, so clients keep their connections open (Meta's API does too)."""
+SERVER_THREADS = 32
+"""Requests the simulator works on at once; more wait for a thread. A request held by the
+``timeout`` fault keeps its thread only until its client gives up (see ``pause``)."""
 
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY each answer waits ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+SERVER_CONNECTIONS = 1000
+"""Client connections the simulator keeps open at once (each worker process pools its own)."""
 
 
 def serve(config: SimulatorConfig, faults: Faults | None, host: str, port: int) -> None:
-    """Serve the simulator on ``host:port`` until interrupted, one thread per connection."""
-    server = make_server(
-        host,
-        port,
+    """Serve the simulator on ``host:port`` until interrupted.
+
+    One process (the simulator's state lives in its memory) under waitress: keep-alive
+    connections, as Meta's API keeps them, so that a client pays for a connection once, and
+    notice of a client that hung up, so that a hanging request lets go of its thread.
+    """
+    import waitress
+
+    waitress.serve(
         create_simulator(config, faults),
-        threaded=True,
-        request_handler=KeepAliveRequestHandler,
+        host=host,
+        port=port,
+        threads=SERVER_THREADS,
+        connection_limit=SERVER_CONNECTIONS,
+        channel_request_lookahead=1,  # what lets a request see that its client hung up
+        ident="simulator",
+        _quiet=True,
     )
-    server.serve_forever()

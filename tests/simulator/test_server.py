@@ -313,3 +313,27 @@ def test_cli_flags_configure_the_simulator_process():
         assert requests.get(f"{url}/_sim/faults", timeout=5).json()["latency_ms"] == 1
     finally:
         proc.stop()
+
+
+def test_the_served_simulator_keeps_connections_and_lets_go_of_abandoned_requests():
+    from app.simulator.server import SERVER_THREADS
+
+    port = free_port()
+    env = gateway_env("redis://127.0.0.1:1/0", f"http://127.0.0.1:{port}")
+    proc, url = start_simulator(env, port, None, faults={"timeout_rate": 1, "hang_seconds": 3600})
+    try:
+        client = SimulatorThread.client_for(url)
+        # More abandoned requests than the server has threads: each must let go of its thread
+        # once its client hangs up, or the server would stop answering.
+        for _ in range(SERVER_THREADS + 8):
+            with pytest.raises(errors.GraphTimeoutError):
+                client(timeout=(1, 0.05)).send_message(TEXT)
+        requests.put(f"{url}/_sim/faults", json={"timeout_rate": 0}, timeout=5).raise_for_status()
+        session = requests.Session()
+        sent = [client(session=session).send_message(TEXT).wamid for _ in range(3)]
+        assert len(set(sent)) == 3
+        stats = session.get(f"{url}/_sim/stats", timeout=5)
+        assert stats.headers.get("Connection", "keep-alive") != "close"  # kept alive, as at Meta
+        assert stats.json()["received"] == 3  # the abandoned ones never counted as sent
+    finally:
+        proc.stop()
