@@ -91,7 +91,7 @@ class RedisServer:
                 "--appendonly",
                 "yes" if self.appendonly else "no",
                 "--appendfsync",
-                "always",
+                self.fsync,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
