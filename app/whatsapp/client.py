@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -46,6 +47,9 @@ READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT", 20.0))
 POOL_SIZE = 32
 """Keep-alive connections per host, per process: enough for a threaded send pool."""
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Where requests looks for a CA bundle named by the environment."""
+
 USER_AGENT = f"wa-gateway/{__version__} (+https://github.com/wa-gateway)"
 
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
@@ -59,6 +63,10 @@ def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    if not urllib.request.getproxies() and not any(os.environ.get(v) for v in CA_BUNDLE_VARIABLES):
+        # No proxy or CA bundle to take from the environment: do not look for one on every
+        # request (requests walks the whole environment each time).
+        session.trust_env = False
     return session
 
 
