@@ -94,6 +94,17 @@ SEND_QUEUES = {"high": QUEUE_SEND_HIGH, "normal": QUEUE_SEND_NORMAL, "bulk": QUE
 """Priority lane name to queue. Separate queues, not message priorities, so that a backlog of
 bulk messages can never delay a reply: the send pool drains them in this order."""
 
+SEND_BATCHED_LANES = ("normal", "bulk")
+"""Lanes whose messages, when the API takes several at once, go many to a task: a campaign then
+costs the broker one task per batch instead of one per message. ``high`` stays one message per
+task, so a reply never waits behind others in a batch."""
+
+SEND_BATCH_SIZE = int(os.environ.get("SEND_BATCH_SIZE", 50))
+"""Messages per batch task; 1 sends every message as a task of its own."""
+
+SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
+"""Seconds a batch task sends before handing the rest of its messages to a new batch task."""
+
 task_queues = [
     Queue(QUEUE_INBOUND),
     Queue(QUEUE_CONTEXT),

@@ -1,8 +1,12 @@
-"""Send tasks: one message id per task, on the lane its priority names."""
+"""Send tasks, on the lane each message's priority names: one message per task, or a batch of
+messages of one lane per task (see ``send_batch``)."""
 
 from __future__ import annotations
 
+import collections
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from celery import shared_task
@@ -19,13 +23,16 @@ from app.delivery.messages import MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.sender import (
     Sender,
+    SendOutcome,
+    SendResult,
     handle_send_failure,
+    nothing_to_send,
     recover_lost_sends,
     send_recorded_message,
 )
 from app.whatsapp.client import client_for
 from app.whatsapp.errors import GraphTimeoutError
-from tasks.base import SEND_POLICY, GatewayTask
+from tasks.base import SEND_POLICY, GatewayTask, bounded_countdown
 
 log = logging.getLogger(__name__)
 
@@ -69,44 +76,118 @@ class SendTask(GatewayTask):
         return dl.POISON
 
 
-@shared_task(bind=True, base=SendTask, name="outbound.send_message", max_retries=None)
-def send_message(self, message_id: str) -> str:
-    """Send one recorded message; defer when limited, retry passing failures, dead-letter the rest."""
+def send_one(s: Sender, message_id: str) -> SendResult:
+    """Everything a send task does for one message, short of deferring it (see send_message)."""
     try:
-        s = sender()
         try:
-            result = send_recorded_message(s, message_id)
+            return send_recorded_message(s, message_id)
         except SoftTimeLimitExceeded:
             # The send hung past the task's soft limit: a timeout, like any other.
             timeout = GraphTimeoutError("the send exceeded the task's time limit")
-            result = handle_send_failure(s, message_id, timeout)
+            return handle_send_failure(s, message_id, timeout)
     except (RedisError, OperationalError):
         raise  # GatewayTask hands the message back; nothing was recorded, so it is safe to rerun
     except Exception as exc:
         # A defect of ours: keep the message, with the reason, rather than lose it.
         log.exception("message %s: unexpected error", message_id)
-        s = sender()
         error = {"message": f"{type(exc).__name__}: {exc}"[:500], "code": None}
         s.dead_letters.add(s.store, message_id, dl.INTERNAL_ERROR, error)
-        return dl.INTERNAL_ERROR
+        return SendResult(SendOutcome.DEAD_LETTERED)
+
+
+@shared_task(bind=True, base=SendTask, name="outbound.send_message", max_retries=None)
+def send_message(self, message_id: str) -> str:
+    """Send one recorded message; defer when limited, retry passing failures, dead-letter the rest."""
+    result = send_one(sender(), message_id)
     if result.retry_in is not None:
         raise self.defer(result.retry_in)
     return result.outcome.value
 
 
-def enqueue_sends(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
-    """Put one send task per (message_id, priority lane) on the broker, over one connection.
+class SendBatchTask(SendTask):
+    """A batch whose run killed its worker is split at once: each of its messages not yet
+    finished goes on as a task of its own, so that the guard finds the one that kills, and
+    dead-letters it alone, while the others are sent."""
 
-    Raises at once if the broker is unreachable (no silent retries: the API answers 503).
+    max_redeliveries = 0
+
+    def on_poison(self, deaths: int, message_ids: list[str], priority: str) -> str:
+        store = sender().store
+        pending = [i for i in message_ids if not nothing_to_send(store.get(i))]
+        log.warning("a batch of %d killed its worker; sending them one by one", len(pending))
+        enqueue_sends([(message_id, priority) for message_id in pending], batch_size=1)
+        return "split"
+
+
+@shared_task(bind=True, base=SendBatchTask, name="outbound.send_batch", max_retries=None)
+def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
+    """Send recorded messages of one lane, one after the other, in one task.
+
+    Each message keeps its own lock, status, retries and dead-lettering, exactly as with
+    ``send_message``; the batch only saves the broker round trips of a task per message. A
+    message to retry goes on alone, with its own countdown. When the rate limiter makes a message
+    wait, the rest of the batch waits with it: they go on as one batch, when that message's turn
+    comes. A batch that has sent for ``SEND_BATCH_TIME_BUDGET`` seconds hands the rest to a new
+    batch, so a slow Graph API cannot push it into its time limits.
     """
+    s = sender()
+    started = time.monotonic()
+    outcomes: collections.Counter[str] = collections.Counter()
+    for index, message_id in enumerate(message_ids):
+        if index and time.monotonic() - started > celeryconfig.SEND_BATCH_TIME_BUDGET:
+            hand_on(s, message_ids[index:], priority, countdown=0)
+            outcomes["handed_on"] += len(message_ids) - index
+            break
+        result = send_one(s, message_id)
+        outcomes[result.outcome.value] += 1
+        if result.retry_in is None:
+            continue
+        countdown = bounded_countdown(result.retry_in)
+        if result.outcome is SendOutcome.RATE_LIMITED:
+            hand_on(s, message_ids[index:], priority, countdown)
+            outcomes["handed_on"] += len(message_ids) - index - 1
+            break
+        enqueue_send(message_id, priority, countdown=countdown)
+    return dict(outcomes)
+
+
+def hand_on(s: Sender, message_ids: list[str], priority: str, countdown: float) -> None:
+    """Send ``message_ids`` as a new batch in ``countdown`` seconds, noting when it is due."""
+    s.store.expect_runs(message_ids, time.time() + countdown)
+    enqueue_batch(message_ids, priority, countdown=countdown)
+
+
+def enqueue_batch(message_ids: list[str], priority: str, **options: Any) -> None:
+    """Put one batch task for ``message_ids`` on the ``priority`` lane."""
+    send_batch.apply_async(
+        args=[message_ids, priority], queue=celeryconfig.SEND_QUEUES[priority], **options
+    )
+
+
+def enqueue_sends(
+    pairs: Sequence[tuple[str, str]], batch_size: int = celeryconfig.SEND_BATCH_SIZE
+) -> None:
+    """Put the send tasks for (message_id, priority lane) pairs on the broker, over one connection.
+
+    Messages on the batched lanes (``celeryconfig.SEND_BATCHED_LANES``) go up to ``batch_size``
+    to a task; the others one to a task. Raises at once if the broker is unreachable (no silent
+    retries: the API answers 503).
+    """
+    batches: dict[str, list[str]] = collections.defaultdict(list)
     with send_message.app.producer_or_acquire() as producer:
+        options = {"producer": producer, "retry": False}
         for message_id, priority in pairs:
-            send_message.apply_async(
-                args=[message_id],
-                queue=celeryconfig.SEND_QUEUES[priority],
-                producer=producer,
-                retry=False,
-            )
+            if batch_size > 1 and priority in celeryconfig.SEND_BATCHED_LANES:
+                batches[priority].append(message_id)
+                if len(batches[priority]) == batch_size:
+                    enqueue_batch(batches.pop(priority), priority, **options)
+            else:
+                enqueue_send(message_id, priority, **options)
+        for priority, ids in batches.items():
+            if len(ids) == 1:
+                enqueue_send(ids[0], priority, **options)
+            else:
+                enqueue_batch(ids, priority, **options)
 
 
 @shared_task(base=GatewayTask, name="outbound.recover_lost_sends", ignore_result=True)

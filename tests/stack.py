@@ -5,6 +5,7 @@ Every process listens on a free port of 127.0.0.1 and is stopped by the test tha
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -363,6 +364,16 @@ class SimulatorThread:
     def close(self) -> None:
         self.server.shutdown()
         self._thread.join(timeout=5)
+
+
+def queued_tasks(redis_client: redis.Redis, queue: str) -> list[tuple[str, list, str | None]]:
+    """The tasks waiting on ``queue`` in the order workers take them: (name, args, eta)."""
+    tasks = []
+    for raw in reversed(redis_client.lrange(queue, 0, -1)):  # kombu pushes left, pops right
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        tasks.append((message["headers"]["task"], args, message["headers"].get("eta")))
+    return tasks
 
 
 def child_pids(pid: int) -> list[int]:

@@ -28,7 +28,7 @@ def letters(redis_client):
         ("m-poison", dl.POISON, None),
     ):
         store.create(message_id, PAYLOAD, "bulk")
-        store.mark_sending(message_id)
+        store.mark_sending(message_id, 1)
         dead_letters.add(store, message_id, reason, {"code": code, "title": "t"} if code else None)
     return store, dead_letters
 

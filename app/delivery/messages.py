@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +223,13 @@ class MessageStore:
 
     def expect_run(self, message_id: str, at: float | None = None) -> None:
         """Note that a send task for the message is due to run at ``at`` (default now)."""
-        self.redis.zadd(keys.SEND_PENDING, {message_id: at or time.time()})
+        self.expect_runs([message_id], at)
+
+    def expect_runs(self, message_ids: Sequence[str], at: float | None = None) -> None:
+        """Note that a send task for each of the messages is due to run at ``at`` (default now)."""
+        if message_ids:
+            due = at or time.time()
+            self.redis.zadd(keys.SEND_PENDING, dict.fromkeys(message_ids, due))
 
     def send_ended(self, message_id: str) -> None:
         """The message is with Meta or dead-lettered: no send task is expected any more."""
@@ -232,12 +239,15 @@ class MessageStore:
         """Messages whose send task was due to run before ``before``, most overdue first."""
         return self.redis.zrangebyscore(keys.SEND_PENDING, "-inf", before, start=0, num=limit)
 
-    def get(self, message_id: str) -> MessageRecord | None:
-        """The record for ``message_id``, or None."""
-        pipe = self.redis.pipeline()
-        pipe.hgetall(self.key(message_id))
-        pipe.lrange(self.history_key(message_id), 0, -1)
-        data, history = pipe.execute()
+    def get(self, message_id: str, history: bool = True) -> MessageRecord | None:
+        """The record for ``message_id``, or None; without its history unless ``history``."""
+        if history:
+            pipe = self.redis.pipeline()
+            pipe.hgetall(self.key(message_id))
+            pipe.lrange(self.history_key(message_id), 0, -1)
+            data, entries = pipe.execute()
+        else:
+            data, entries = self.redis.hgetall(self.key(message_id)), []
         if not data or "payload" not in data:
             return None
         return MessageRecord(
@@ -256,7 +266,7 @@ class MessageStore:
             first_failed_at=float(data["first_failed_at"]) if data.get("first_failed_at") else None,
             created_at=float(data.get("created_at", 0)),
             updated_at=float(data.get("updated_at", 0)),
-            history=[json.loads(h) for h in history],
+            history=[json.loads(h) for h in entries],
             phone_number_id=data.get("phone_number_id") or None,
         )
 
@@ -266,12 +276,14 @@ class MessageStore:
         status: str,
         *,
         note: dict[str, Any] | None = None,
+        pipe: Any = None,
         **fields: Any,
     ) -> bool:
         """Move the message to ``status`` unless it is already further along; set ``fields`` too.
 
         ``note`` is merged into the history entry. Returns whether the status was applied. Field
-        values are stored as strings; dicts as JSON.
+        values are stored as strings; dicts as JSON. With ``pipe``, the step is only queued on
+        that pipeline (and True returned): it runs with the pipeline's other commands.
         """
         if status not in STATUS_RANK:
             raise ValueError(f"unknown message status {status!r}")
@@ -285,14 +297,21 @@ class MessageStore:
                 json.dumps(extra),
                 json.dumps(note or {}),
             ],
+            client=pipe,
         )
-        return result == 1
+        return pipe is not None or result == 1
 
-    def mark_sending(self, message_id: str) -> int:
-        """Count one more attempt and mark the message ``sending``; returns the attempt number."""
-        attempts = self.redis.hincrby(self.key(message_id), "attempts", 1)
-        self.advance(message_id, SENDING, note={"attempt": attempts})
-        return attempts
+    def mark_sending(self, message_id: str, attempt: int) -> None:
+        """Mark the message ``sending`` in its ``attempt``-th attempt, in one round trip.
+
+        Only the holder of the message's send lock calls this, so ``attempt`` (the record's
+        attempts plus one) cannot be stale.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.key(message_id), "attempts", attempt)
+        pipe.zadd(keys.SEND_PENDING, {message_id: time.time()})
+        self.advance(message_id, SENDING, note={"attempt": attempt}, pipe=pipe)
+        pipe.execute()
 
     def count_failure(self, message_id: str) -> int:
         """Count one transient failure (the budget ``SEND_MAX_ATTEMPTS`` bounds); the new count."""
@@ -356,12 +375,12 @@ class MessageStore:
 
     def record_wamid(self, message_id: str, wamid: str) -> None:
         """Keep Meta's id for the message and index it, so status webhooks find the message."""
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
         pipe.zrem(keys.SEND_PENDING, message_id)
+        self.advance(message_id, SENT, pipe=pipe)
         pipe.execute()
-        self.advance(message_id, SENT)
 
     def id_for_wamid(self, wamid: str) -> str | None:
         """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""

@@ -93,18 +93,16 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
     if not store.lock_send(message_id, token, sender.lock_ttl):
         # Another delivery of this task is sending it, or died doing so: come back after it,
         # unless it has already finished.
-        record = store.get(message_id)
-        if record is None or record.wamid or record.status in TERMINAL:
+        record = store.get(message_id, history=False)
+        if nothing_to_send(record):
             return _finished(record)
         wait = sender.policy.bounded(store.lock_remaining(message_id) or 1.0)
         store.expect_run(message_id, time.time() + wait)
         return SendResult(SendOutcome.LOCKED, wait)
     try:
-        record = store.get(message_id)
-        if record is None or record.wamid or record.status in TERMINAL:
+        record = store.get(message_id, history=False)
+        if nothing_to_send(record):
             return _finished(record)
-        # Running now; each deferral below moves the expectation to when the task comes back.
-        store.expect_run(message_id)
         try:
             client = sender.client_for(record.phone_number_id)
         except GraphAPIError as exc:
@@ -118,20 +116,27 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
             wait = sender.policy.bounded(wait)
             store.expect_run(message_id, time.time() + wait)
             return SendResult(SendOutcome.RATE_LIMITED, wait)
-        attempt = store.mark_sending(message_id)
+        attempt = record.attempts + 1
+        # Running now; a deferral after the answer moves the expectation to when it comes back.
+        store.mark_sending(message_id, attempt)
         try:
             result = client.send_message(record.payload)
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).
         store.record_wamid(message_id, result.wamid)
-        observe.send_succeeded(store, message_id)
+        observe.send_succeeded(record.payload.get("type"))
         log.info(
             "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, attempt
         )
         return SendResult(SendOutcome.SENT)
     finally:
         store.unlock_send(message_id, token)
+
+
+def nothing_to_send(record: MessageRecord | None) -> bool:
+    """Whether no send is due for ``record``: gone, already with Meta, or dead-lettered."""
+    return record is None or bool(record.wamid) or record.status in TERMINAL
 
 
 def _finished(record: MessageRecord | None) -> SendResult:
@@ -201,7 +206,7 @@ def recover_lost_sends(
     recovered = []
     for message_id in store.overdue(now - grace):
         record = store.get(message_id)
-        if record is None or record.wamid or record.status in TERMINAL:
+        if nothing_to_send(record):
             store.send_ended(message_id)
             continue
         if lane_depth(record.priority) > 0:

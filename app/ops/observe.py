@@ -75,9 +75,9 @@ def message_type(redis_client: Any, message_key: str) -> str | None:
         return None
 
 
-def send_succeeded(store: Any, message_id: str) -> None:
-    """Meta accepted the message ``message_id``."""
-    metrics.record_sent(message_type(store.redis, store.key(message_id)), "sent")
+def send_succeeded(message_type: str | None) -> None:
+    """Meta accepted an outbound message of ``message_type`` (``text``, ``template``...)."""
+    metrics.record_sent(message_type, "sent")
 
 
 def send_failed(store: Any, message_id: str, exc: errors.GraphAPIError, *, gave_up: bool) -> None:

@@ -48,7 +48,7 @@ def handle(redis_client, payload):
 def sent(redis_client) -> MessageStore:
     store = MessageStore(redis_client)
     store.create("m1", PAYLOAD, "high")
-    store.mark_sending("m1")
+    store.mark_sending("m1", 1)
     store.record_wamid("m1", "wamid.out1")
     return store
 

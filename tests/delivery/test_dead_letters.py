@@ -28,7 +28,7 @@ def dlq(redis_client):
 
 def sent_message(store, message_id="m1", priority="normal", key=None):
     store.create(message_id, PAYLOAD, priority, idempotency_key=key)
-    store.mark_sending(message_id)
+    store.mark_sending(message_id, 1)
     return message_id
 
 

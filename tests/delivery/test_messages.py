@@ -39,7 +39,8 @@ def test_create_is_once_only(store):
 
 def test_statuses_never_move_backwards(store):
     store.create("m1", PAYLOAD, "normal")
-    assert store.mark_sending("m1") == 1
+    store.mark_sending("m1", 1)
+    assert store.get("m1").attempts == 1
     store.record_wamid("m1", "wamid.1")
     assert store.advance("m1", READ)
     assert not store.advance("m1", DELIVERED)  # late delivered after read

@@ -57,7 +57,7 @@ def test_nothing_is_enqueued_while_its_lane_has_a_backlog(store):
 def test_sent_and_dead_lettered_messages_leave_the_index(store, redis_client):
     store.create("m1", PAYLOAD, "normal")
     store.create("m2", PAYLOAD, "normal")
-    store.mark_sending("m1")
+    store.mark_sending("m1", 1)
     store.record_wamid("m1", "wamid.1")
     DeadLetterStore(redis_client).add(store, "m2", dl.PERMANENT_ERROR, {"code": 131026})
     assert store.overdue(time.time() + 3600) == []

@@ -25,7 +25,7 @@ def dead_letter(client, redis_client, stores, reason=dl.PERMANENT_ERROR, code=13
     headers = {"Idempotency-Key": key} if key else {}
     message_id = post(client, TEMPLATE, headers).json["id"]
     store, dead_letters = stores
-    store.mark_sending(message_id)
+    store.mark_sending(message_id, 1)
     dead_letters.add(store, message_id, reason, {"code": code, "title": "Message undeliverable"})
     redis_client.delete("send.normal")  # the first send task already ran
     return message_id

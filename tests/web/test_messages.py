@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+import celeryconfig
 from app.config import get_settings
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows
 from app.web import create_app
-from tests.stack import SECOND_NUMBER, TEST_CREDENTIALS
+from tests.stack import SECOND_NUMBER, TEST_CREDENTIALS, queued_tasks
 
 API_KEY = "gw-test-key-0123456789abcdef"
 OTHER_KEY = "gw-second-key-abcdef0123456789"
@@ -52,9 +53,8 @@ def open_window(redis_client):
 def task_ids(redis_client, lane: str) -> list[str]:
     """Message ids of the send tasks waiting on ``lane``, in the order workers will take them."""
     out = []
-    for raw in reversed(redis_client.lrange(lane, 0, -1)):  # kombu pushes left, pops right
-        headers = json.loads(raw)["headers"]
-        out.append(headers["argsrepr"].strip("[]()',\" "))
+    for task, args, _ in queued_tasks(redis_client, lane):
+        out += args[0] if task == "outbound.send_batch" else [args[0]]
     return out
 
 
@@ -243,6 +243,7 @@ def test_batch_accepts_up_to_1000_with_one_id_each(client, redis_client):
     ids = [m["id"] for m in response.json["messages"]]
     assert len(set(ids)) == 1000
     assert task_ids(redis_client, "send.bulk") == ids
+    assert redis_client.llen("send.bulk") == 1000 / celeryconfig.SEND_BATCH_SIZE  # batched
     store = MessageStore(redis_client)
     assert store.get(ids[417]).to == "573001200417"
 
@@ -286,7 +287,7 @@ def test_batch_is_idempotent_as_a_whole(client, redis_client):
 def test_get_shows_status_attempts_and_history(client, redis_client):
     message_id = post(client, TEMPLATE).json["id"]
     store = MessageStore(redis_client)
-    store.mark_sending(message_id)
+    store.mark_sending(message_id, 1)
     store.record_wamid(message_id, "wamid.abc")
     store.advance(message_id, "read")
     store.advance(message_id, "delivered")  # late, out of order

@@ -58,7 +58,7 @@ def test_real_answers_match_the_schemas(client, spec, redis_client):
     batch = post(client, {"messages": [TEMPLATE, TEMPLATE]}, path="/v1/messages/batch")
     validate(spec, response_schema(spec, "/v1/messages/batch", "post", 202), batch.json)
     store = MessageStore(redis_client)
-    store.mark_sending(accepted.json["id"])
+    store.mark_sending(accepted.json["id"], 1)
     DeadLetterStore(redis_client).add(store, accepted.json["id"], dl.PERMANENT_ERROR, {"code": 100})
     listing = client.get("/v1/dead-letters", headers=AUTH).json
     assert listing["dead_letters"]
