@@ -73,3 +73,17 @@ def test_reset_clients_opens_fresh_clients(second_number):
     first = client_for(settings, SECOND_NUMBER)
     reset_clients()
     assert client_for(settings, SECOND_NUMBER) is not first
+
+
+def test_sessions_read_the_environment_only_when_it_names_a_proxy_or_a_ca_bundle(monkeypatch):
+    from app.whatsapp.client import new_session
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert new_session().trust_env is False  # nothing to look for on every request
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert new_session().trust_env is True
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company.pem")
+    assert new_session().trust_env is True
