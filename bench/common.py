@@ -9,6 +9,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import requests
+
 from app.devstack import read_procfile
 from tests.stack import ROOT, Process, wait_for
 
@@ -47,7 +49,6 @@ def procfile_web(app_target: str, port: int, env: dict[str, str]) -> Process:
     command = dict(read_procfile(str(ROOT / "Procfile")))["web"]
     command = command.replace('"app.web:create_app()"', shlex.quote(app_target))
     proc = Process("web", ["bash", "-c", f"exec {command}"], {**env, "PORT": str(port)})
-    import requests
 
     def up() -> bool:
         try:
@@ -66,3 +67,17 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600
         argv, env=env, capture_output=True, text=True, timeout=timeout, check=True
     )
     return result.stdout
+
+
+def queue_batches(web_url: str, api_key: str, messages: list[dict]) -> list[str]:
+    """Queue ``messages`` through ``POST /v1/messages/batch``, 1,000 a call; returns their ids."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key}"
+    ids: list[str] = []
+    for i in range(0, len(messages), 1000):
+        response = session.post(
+            f"{web_url}/v1/messages/batch", json={"messages": messages[i : i + 1000]}, timeout=120
+        )
+        response.raise_for_status()
+        ids += [m["id"] for m in response.json()["messages"]]
+    return ids

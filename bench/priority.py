@@ -8,7 +8,8 @@ measured), the web app under gunicorn and one send worker as the Procfile runs i
    messages sent while the bulk backlog drains at the number's rate limit.
 
 Latency is from accept (the record's ``created_at``, set when the API accepted the message) to
-the simulator's receipt, both on this machine's clock. Prints a JSON summary.
+the simulator's receipt, both on this machine's clock. Prints a JSON summary and writes it to
+``bench/results/priority.json``.
 
     .venv/bin/python bench/priority.py [--bulk 10000] [--high 100] [--interval 0.2]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.delivery.messages import MessageStore  # noqa: E402
+from bench.common import RESULTS_DIR, machine, today  # noqa: E402
 from tests.stack import (  # noqa: E402
     RedisServer,
     free_port,
@@ -101,13 +102,13 @@ def summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bulk", type=int, default=10_000)
     parser.add_argument("--high", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between high sends")
     parser.add_argument("--concurrency", type=int, default=4, help="send worker processes")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     redis_server = RedisServer().start()
     sim_port = free_port()
@@ -157,8 +158,8 @@ def main() -> int:
             for to, created in zip(bulk_to, pipe.execute(), strict=True)
         ]
         result = {
-            "machine": f"{platform.processor() or platform.machine()}, "
-            f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+            "machine": machine(),
+            "date": today(),
             "bulk_messages": args.bulk,
             "bulk_enqueued_in_s": round(queued_in, 1),
             "bulk_lane_backlog_when_high_started": backlog,
@@ -175,6 +176,8 @@ def main() -> int:
             result["bulk_lane_itself"]["p95_ms"] / high_p95, 1
         )
         print(json.dumps(result, indent=2))
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "priority.json").write_text(json.dumps(result, indent=2))
     finally:
         for proc in reversed(processes):
             proc.stop()
