@@ -61,6 +61,44 @@ def procfile_web(app_target: str, port: int, env: dict[str, str]) -> Process:
     return proc
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by process ``pid`` and its descendants alive now."""
+    from tests.stack import child_pids
+
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            pending += child_pids(current)
+        except OSError:
+            continue  # it has just exited
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class CpuMeter:
+    """CPU used by named processes (and this one, as ``client``) between two readings."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        import time
+
+        return {"client": time.process_time()} | {
+            name: cpu_seconds(pid) for name, pid in self.pids.items()
+        }
+
+    def per_item_ms(self, items: int) -> dict[str, float]:
+        """Milliseconds of CPU per item for each process since the meter was made, and in all."""
+        end = self._read()
+        used = {name: (end[name] - self.start[name]) * 1000 / items for name in end}
+        used["total"] = sum(used.values())
+        return {name: round(ms, 3) for name, ms in used.items()}
+
+
 def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
     """Run a command to completion and return its standard output."""
     result = subprocess.run(

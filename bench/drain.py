@@ -28,7 +28,7 @@ import requests
 
 from app.config import DEFAULT_API_VERSION
 from app.whatsapp.messages import validate_message
-from bench.common import RESULTS_DIR, machine, procfile_web, today
+from bench.common import RESULTS_DIR, CpuMeter, machine, procfile_web, today
 from tests.stack import (
     TEST_CREDENTIALS,
     RedisServer,
@@ -74,7 +74,7 @@ class Simulator:
         return requests.get(f"{self.url}/_sim/messages", timeout=120).json()["messages"]
 
 
-def ceiling(sim: Simulator, bodies: list[dict], threads: int) -> dict:
+def ceiling(sim: Simulator, bodies: list[dict], threads: int, pids: dict[str, int]) -> dict:
     """Post ``bodies`` from ``threads`` threads, each with its own keep-alive session."""
     sim.clear()
     url = f"{sim.url}/{GRAPH_VERSION}/{NUMBER}/messages"
@@ -90,6 +90,7 @@ def ceiling(sim: Simulator, bodies: list[dict], threads: int) -> dict:
 
     shares = [bodies[i::threads] for i in range(threads)]
     workers = [threading.Thread(target=post, args=(share,)) for share in shares]
+    meter = CpuMeter(pids)
     started = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -102,14 +103,18 @@ def ceiling(sim: Simulator, bodies: list[dict], threads: int) -> dict:
         "seconds": round(elapsed, 2),
         "msgs_per_s": round(len(bodies) / elapsed, 1),
         "failures": dict(failures),
+        "cpu_ms_per_msg": meter.per_item_ms(len(bodies)),
     }
 
 
-def gateway(sim: Simulator, web_url: str, recipients_: list[str], priority: str) -> dict:
+def gateway(
+    sim: Simulator, web_url: str, recipients_: list[str], priority: str, pids: dict[str, int]
+) -> dict:
     """Send ``recipients_`` one template each through the batch API and wait for the drain."""
     sim.clear()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {API_KEY}"
+    meter = CpuMeter(pids)
     started_wall, started = time.time(), time.perf_counter()
     for i in range(0, len(recipients_), 1000):
         chunk = [api_message(to, priority) for to in recipients_[i : i + 1000]]
@@ -119,6 +124,7 @@ def gateway(sim: Simulator, web_url: str, recipients_: list[str], priority: str)
         response.raise_for_status()
     accepted_in = time.perf_counter() - started
     wait_for(lambda: sim.count() >= len(recipients_), timeout=len(recipients_) / 20, interval=0.5)
+    cpu = meter.per_item_ms(len(recipients_))
     received = sim.received()
     last = max(m["at"] for m in received)
     elapsed = last - started_wall
@@ -133,6 +139,7 @@ def gateway(sim: Simulator, web_url: str, recipients_: list[str], priority: str)
         "received": sum(counts[to] for to in wanted),
         "missing": sum(1 for to in wanted if counts[to] == 0),
         "duplicated": sum(counts[to] - 1 for to in wanted if counts[to] > 1),
+        "cpu_ms_per_msg": cpu,
     }
 
 
@@ -164,20 +171,26 @@ def main(argv: list[str] | None = None) -> int:
         print("ceiling (threaded requests):", flush=True)
         runs = []
         for threads in (args.concurrency, args.concurrency * 4):
-            runs.append(ceiling(sim, bodies, threads))
+            runs.append(ceiling(sim, bodies, threads, {"simulator": simulator.pid}))
             print(f"  {json.dumps(runs[-1])}", flush=True)
         report["ceiling"] = max(runs, key=lambda r: r["msgs_per_s"])
         report["ceiling_runs"] = runs
 
-        processes.append(procfile_web("app.web:create_app()", web_port, env))
-        processes.append(
-            start_worker(
-                env, queues="send.high,send.normal,send.bulk", concurrency=args.concurrency
-            )
+        web = procfile_web("app.web:create_app()", web_port, env)
+        processes.append(web)
+        worker = start_worker(
+            env, queues="send.high,send.normal,send.bulk", concurrency=args.concurrency
         )
+        processes.append(worker)
+        pids = {
+            "simulator": simulator.pid,
+            "web": web.pid,
+            "worker": worker.pid,
+            "redis": redis_server.proc.pid,
+        }
         print("gateway (batch API, send worker):", flush=True)
         report["gateway"] = gateway(
-            sim, f"http://127.0.0.1:{web_port}", recipients(2, args.messages), args.priority
+            sim, f"http://127.0.0.1:{web_port}", recipients(2, args.messages), args.priority, pids
         )
         print(f"  {json.dumps(report['gateway'])}", flush=True)
     finally:

@@ -288,18 +288,20 @@ class MessageStore:
         if status not in STATUS_RANK:
             raise ValueError(f"unknown message status {status!r}")
         extra = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
-        result = self._advance(
-            keys=[self.key(message_id), self.history_key(message_id)],
-            args=[
-                status,
-                json.dumps(STATUS_RANK),
-                time.time(),
-                json.dumps(extra),
-                json.dumps(note or {}),
-            ],
-            client=pipe,
-        )
-        return pipe is not None or result == 1
+        keys_ = [self.key(message_id), self.history_key(message_id)]
+        args = [
+            status,
+            json.dumps(STATUS_RANK),
+            time.time(),
+            json.dumps(extra),
+            json.dumps(note or {}),
+        ]
+        if pipe is not None:
+            # EVAL, not the registered script: a script in a pipeline costs a SCRIPT EXISTS round
+            # trip first. Redis caches the compiled script by its digest either way.
+            pipe.eval(_ADVANCE, len(keys_), *keys_, *args)
+            return True
+        return self._advance(keys=keys_, args=args) == 1
 
     def mark_sending(self, message_id: str, attempt: int) -> None:
         """Mark the message ``sending`` in its ``attempt``-th attempt, in one round trip.

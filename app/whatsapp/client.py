@@ -48,7 +48,7 @@ POOL_SIZE = 32
 """Keep-alive connections per host, per process: enough for a threaded send pool."""
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-"""Where requests looks for a CA bundle named by the environment."""
+"""Where requests looks for a CA bundle named by the environment, in its order."""
 
 USER_AGENT = f"wa-gateway/{__version__} (+https://github.com/wa-gateway)"
 
@@ -63,10 +63,13 @@ def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
-    if not urllib.request.getproxies() and not any(os.environ.get(v) for v in CA_BUNDLE_VARIABLES):
-        # No proxy or CA bundle to take from the environment: do not look for one on every
-        # request (requests walks the whole environment each time).
+    if not urllib.request.getproxies():
+        # No proxy to take from the environment: do not look for one on every request (requests
+        # walks the whole environment each time). A CA bundle it names is still used.
         session.trust_env = False
+        session.verify = next(
+            (os.environ[v] for v in CA_BUNDLE_VARIABLES if os.environ.get(v)), True
+        )
     return session
 
 

@@ -75,15 +75,16 @@ def test_reset_clients_opens_fresh_clients(second_number):
     assert client_for(settings, SECOND_NUMBER) is not first
 
 
-def test_sessions_read_the_environment_only_when_it_names_a_proxy_or_a_ca_bundle(monkeypatch):
+def test_sessions_read_proxies_from_the_environment_once_and_keep_its_ca_bundle(monkeypatch):
     from app.whatsapp.client import new_session
 
     for name in ("http_proxy", "https_proxy", "all_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    assert new_session().trust_env is False  # nothing to look for on every request
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert new_session().trust_env is True
-    monkeypatch.delenv("HTTPS_PROXY")
+    session = new_session()
+    assert session.trust_env is False and session.verify is True  # nothing to look for
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/other.pem")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company.pem")
-    assert new_session().trust_env is True
+    assert new_session().verify == "/etc/ssl/certs/company.pem"  # requests' own order
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert new_session().trust_env is True  # proxies (and NO_PROXY) are requests' to apply
