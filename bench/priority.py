@@ -28,13 +28,12 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.delivery.messages import MessageStore  # noqa: E402
-from bench.common import RESULTS_DIR, machine, today  # noqa: E402
+from bench.common import RESULTS_DIR, machine, procfile_web, today  # noqa: E402
 from tests.stack import (  # noqa: E402
     RedisServer,
     free_port,
     gateway_env,
     start_simulator,
-    start_web,
     start_worker,
     wait_for,
 )
@@ -117,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         simulator, simulator_url = start_simulator(env, sim_port, webhook_url=None)
         processes.append(simulator)
-        web, web_url = start_web(env)
+        web_port = free_port()
+        web = procfile_web("app.web:create_app()", web_port, env)
+        web_url = f"http://127.0.0.1:{web_port}"
         processes.append(web)
         worker = start_worker(
             env, queues="send.high,send.normal,send.bulk", concurrency=args.concurrency
