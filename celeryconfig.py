@@ -157,6 +157,18 @@ SEND_RECOVERY_GRACE = VISIBILITY_TIMEOUT * 1.5
 """How overdue a send must be before the sweep enqueues it again: past the broker's own
 redelivery of a killed worker's tasks (the visibility timeout plus its restore sweeps)."""
 
+TASK_RECOVERY_GRACE = SEND_RECOVERY_GRACE
+"""How long a journaled webhook task may go unseen (neither queued nor started) before the sweep
+queues it again, once its queue is empty: past the broker's own redelivery, as for sends."""
+
+beat_schedule["inbound.recover_lost_webhooks"] = {
+    "task": "inbound.recover_lost_webhooks",
+    "schedule": SEND_RECOVERY_INTERVAL,
+    # On the queue whose lost tasks it looks for: it runs once that queue has drained, which is
+    # when there is anything to find.
+    "options": {"queue": QUEUE_INBOUND, "expires": SEND_RECOVERY_INTERVAL},
+}
+
 beat_schedule["outbound.recover_lost_sends"] = {
     "task": "outbound.recover_lost_sends",
     "schedule": SEND_RECOVERY_INTERVAL,

@@ -155,6 +155,15 @@ running it. Counted to dead-letter a poison message instead of redelivering it f
 TASK_UNFINISHED_TTL = DAY
 """Far longer than any run of redeliveries (each one comes back within the visibility timeout)."""
 
+TASK_JOURNAL = PREFIX + ":task:journal"
+"""Hash of task id to the broker message of every webhook task queued and not yet finished: what
+the sweep puts back on the queue if the broker loses the task (see ``TASK_JOURNAL_DUE``). No TTL:
+entries leave when their task finishes."""
+
+TASK_JOURNAL_DUE = PREFIX + ":task:journal:due"
+"""Sorted set of the journal's task ids, scored by when each was queued or last started running.
+One long past the broker's own redelivery, while its queue is empty, is a task the broker lost."""
+
 SEND_PENDING = PREFIX + ":send:pending"
 """Sorted set of messages not yet accepted by Meta nor dead-lettered, scored by when a send task
 is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, Retry
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -49,13 +49,23 @@ REDIS_FAILURE_PAUSE = 1.0
 """Seconds to wait before handing a message back after a Redis error, so a flapping Redis does
 not turn the requeue into a busy loop."""
 
-# KEYS[1] the task's unfinished-runs counter: uncount this run, and drop the key once no run is
-# left, so a healthy task leaves nothing behind.
+# KEYS[1] the task's unfinished-runs counter, KEYS[2] the task journal, KEYS[3] its due times.
+# ARGV[1] the task id, ARGV[2] '1' if the task is done (it will not come back as a retry or a
+# requeue). Uncount this run, and drop the counter once no run is left, so a healthy task leaves
+# nothing behind; a done task leaves the journal.
 _FINISH_RUN = """
 local left = redis.call('DECR', KEYS[1])
 if left <= 0 then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
 return left
 """
+
+COMES_BACK = (Retry, RedisError, OperationalError)
+"""Exceptions after which a task runs again (a retry, or its message handed back): its journal
+entry must stay."""
 
 
 def bounded_countdown(seconds: float) -> float:
@@ -90,15 +100,34 @@ class GatewayTask(Task):
         pipe = redis_client.pipeline()
         pipe.incr(key)
         pipe.expire(key, keys.TASK_UNFINISHED_TTL)
+        pipe.zadd(keys.TASK_JOURNAL_DUE, {task_id: time.time()}, xx=True)  # seen alive now
         died = pipe.execute()[0] - 1  # earlier runs that never finished
         if died > self.max_redeliveries:
             log.error("task %s[%s] killed its worker %d times: poison", self.name, task_id, died)
             redis_client.delete(key)
-            return self.on_poison(died, *args, **kwargs)
+            result = self.on_poison(died, *args, **kwargs)
+            self._finish(redis_client, key, task_id, done=True)
+            return result
+        done = False
         try:
-            return self.run(*args, **kwargs)
+            result = self.run(*args, **kwargs)
+            done = True
+            return result
+        except COMES_BACK:
+            raise
+        except Reject as reject:
+            done = not reject.requeue
+            raise
+        except BaseException:
+            done = True  # failed for good: the broker drops it, so must the journal
+            raise
         finally:
-            redis_client.eval(_FINISH_RUN, 1, key)
+            self._finish(redis_client, key, task_id, done)
+
+    @staticmethod
+    def _finish(redis_client: Any, key: str, task_id: str, done: bool) -> None:
+        journal = (keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE)
+        redis_client.eval(_FINISH_RUN, 3, key, *journal, task_id, "1" if done else "0")
 
     def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
         """Called instead of running a task whose earlier runs killed ``deaths`` workers.

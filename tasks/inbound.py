@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
+import celeryconfig
 from app.config import get_settings
 from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
@@ -21,6 +22,7 @@ from app.whatsapp.webhook import WebhookFormatError
 from tasks.base import GatewayTask, turn_summary
 from tasks.context import enqueue_reply, enqueue_turn
 from tasks.outbound import enqueue_send
+from tasks.publish import recover_lost_tasks
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +103,13 @@ def answer_turn_task(turn: dict[str, Any]) -> str | None:
         enqueue_reply=enqueue_reply,
         context_messages=get_conversation_settings().context_messages,
     )
+
+
+@shared_task(base=GatewayTask, name="inbound.recover_lost_webhooks", ignore_result=True)
+def recover_lost_webhooks_task() -> int:
+    """Queue again the webhook tasks the broker lost (run by beat; see ``recover_lost_tasks``)."""
+    redis_client = get_redis(get_settings().redis_url)
+    recovered = recover_lost_tasks(
+        redis_client, redis_client.llen, grace=celeryconfig.TASK_RECOVERY_GRACE
+    )
+    return len(recovered)

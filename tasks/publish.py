@@ -7,13 +7,21 @@ own protocol (``app.amqp.create_task_message``) and kombu's serialisation, exact
 Redis transport stores it, and a Lua script marks the body seen and pushes the message together:
 either both happen or neither, so a redelivery can never be dropped without its task queued,
 nor queued twice. Workers consume these messages like any other (see the envelope test).
+
+The same step journals the message (``keys.TASK_JOURNAL``) until a worker finishes its task
+(``tasks.base.GatewayTask``): kombu's Redis transport pops a task before it records it as
+unacknowledged, so a worker killed in between loses it, and the webhook's mark would then make
+Meta's redelivery a duplicate. :func:`recover_lost_tasks` puts such a task back on its queue.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -21,10 +29,17 @@ from celery import Celery, signals
 from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
-# KEYS[1] dedup mark, KEYS[2] queue list. ARGV[1] mark TTL, ARGV[2] message. 1 queued, 0 duplicate.
+from app import keys
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] dedup mark, KEYS[2] queue list, KEYS[3] journal, KEYS[4] journal due times.
+# ARGV[1] mark TTL, ARGV[2] message, ARGV[3] task id, ARGV[4] now. 1 queued, 0 duplicate.
 _MARK_AND_PUSH = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
   return 1
 end
 return 0
@@ -85,7 +100,12 @@ class TaskPublisher:
     ) -> bool:
         """Queue the task unless ``dedup_key`` is already marked; True if it was queued."""
         message, task_message = self.message(task_name, args, queue, argsrepr)
-        queued = bool(self._mark_and_push(keys=[dedup_key, queue], args=[dedup_ttl, message]))
+        queued = bool(
+            self._mark_and_push(
+                keys=[dedup_key, queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE],
+                args=[dedup_ttl, message, task_message.headers["id"], time.time()],
+            )
+        )
         if queued:
             # The signal apply_async sends, so observers of published tasks see these too.
             signals.after_task_publish.send(
@@ -99,3 +119,42 @@ class TaskPublisher:
                 retry_policy=None,
             )
         return queued
+
+
+def recover_lost_tasks(
+    redis_client: redis.Redis,
+    queue_depth: Callable[[str], int],
+    grace: float,
+    now: float | None = None,
+    limit: int = 1000,
+) -> list[str]:
+    """Put back on their queues the journaled tasks last seen more than ``grace`` seconds ago.
+
+    ``grace`` is past the broker's own redelivery of a killed worker's tasks, and a task whose
+    queue still holds messages is left alone (it may simply not have been reached yet). A task
+    put back gets a new delivery tag, so the broker never confuses it with the original, and
+    is given another ``grace`` before it could be put back again. Running a task twice is
+    harmless: webhook tasks resume from claims keyed by their task id. Returns the task ids.
+    """
+    now = time.time() if now is None else now
+    recovered = []
+    for task_id in redis_client.zrangebyscore(
+        keys.TASK_JOURNAL_DUE, "-inf", now - grace, start=0, num=limit
+    ):
+        raw = redis_client.hget(keys.TASK_JOURNAL, task_id)
+        if raw is None:  # finished meanwhile
+            redis_client.zrem(keys.TASK_JOURNAL_DUE, task_id)
+            continue
+        envelope = json.loads(raw)
+        queue = envelope["properties"]["delivery_info"]["routing_key"]
+        if queue_depth(queue) > 0:
+            continue
+        envelope["properties"]["delivery_tag"] = str(uuid.uuid4())
+        pipe = redis_client.pipeline()
+        pipe.lpush(queue, json.dumps(envelope))
+        pipe.zadd(keys.TASK_JOURNAL_DUE, {task_id: now}, xx=True)
+        pipe.execute()
+        recovered.append(task_id)
+    if recovered:
+        log.warning("%d tasks were lost by the broker and are queued again", len(recovered))
+    return recovered

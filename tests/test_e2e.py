@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from app import keys
 from app.delivery.messages import READ, MessageStore
 from tests.stack import (
     Process,
@@ -104,6 +105,11 @@ def test_customer_hola_gets_a_reply_whose_status_reaches_read(stack):
         "read",
     ]
     assert record.attempts == 1
+    # Every webhook task (the message, then its reply's statuses) finished and left the journal.
+    client = stack.redis.client()
+    wait_for(
+        lambda: client.hlen(keys.TASK_JOURNAL) == 0 and client.zcard(keys.TASK_JOURNAL_DUE) == 0
+    )
 
 
 def test_wrong_signature_is_401_and_nothing_is_enqueued(stack):

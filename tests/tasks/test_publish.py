@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+
+import pytest
+from celery import shared_task
+from celery.exceptions import Reject, Retry
 
 import workers
+from app import keys
+from tasks.base import GatewayTask
 from tasks.inbound import process_webhook
-from tasks.publish import TaskPublisher
+from tasks.publish import TaskPublisher, recover_lost_tasks
+from tests.tasks.test_base import run_as_worker
 
 
 def test_envelope_matches_kombus_own(redis_client):
@@ -46,3 +54,76 @@ def test_mark_and_message_go_together(redis_client):
     assert not publisher.publish_once(process_webhook.name, [{}], **args)
     assert redis_client.llen("inbound") == 1
     assert 0 < redis_client.ttl("wa:test:mark") <= 60
+    # The task is journaled with the very message queued, until a worker finishes it.
+    (message,) = redis_client.lrange("inbound", 0, -1)
+    task_id = json.loads(message)["headers"]["id"]
+    assert redis_client.hgetall(keys.TASK_JOURNAL) == {task_id: message}
+    assert redis_client.zrange(keys.TASK_JOURNAL_DUE, 0, -1) == [task_id]
+
+
+@shared_task(bind=True, base=GatewayTask, name="tests.journaled")
+def journaled(self, outcome: str) -> str:
+    """A task that ends as asked: done, retried, handed back, or failed."""
+    if outcome == "retry":
+        raise self.retry(countdown=60, max_retries=None)
+    if outcome == "requeue":
+        raise Reject("handed back", requeue=True)
+    if outcome == "fail":
+        raise ValueError("a defect")
+    return outcome
+
+
+def journal(redis_client, task_id: str) -> None:
+    redis_client.hset(keys.TASK_JOURNAL, task_id, "{}")
+    redis_client.zadd(keys.TASK_JOURNAL_DUE, {task_id: 1.0})
+
+
+@pytest.mark.parametrize(
+    ("outcome", "raises", "kept"),
+    [
+        ("done", None, False),
+        ("retry", Retry, True),
+        ("requeue", Reject, True),
+        ("fail", ValueError, False),
+    ],
+)
+def test_a_task_leaves_the_journal_only_when_it_will_not_run_again(
+    redis_client, outcome, raises, kept
+):
+    journal(redis_client, "t-1")
+    if raises is None:
+        run_as_worker(journaled, "t-1", outcome)
+    else:
+        with pytest.raises(raises):
+            run_as_worker(journaled, "t-1", outcome)
+    assert redis_client.hexists(keys.TASK_JOURNAL, "t-1") == kept
+    if kept:  # and it was seen alive when it started, so the sweep leaves it alone a while
+        assert redis_client.zscore(keys.TASK_JOURNAL_DUE, "t-1") > time.time() - 60
+
+
+def test_the_sweep_queues_again_a_task_the_broker_lost(redis_client):
+    publisher = TaskPublisher(workers.app, redis_client)
+    args = dict(queue="inbound", dedup_key="wa:test:mark", dedup_ttl=60, argsrepr="x")
+    publisher.publish_once(process_webhook.name, [{"n": 1}], **args)
+    lost = json.loads(redis_client.rpop("inbound"))  # popped by a worker that then died
+    task_id = lost["headers"]["id"]
+    queued_at = redis_client.zscore(keys.TASK_JOURNAL_DUE, task_id)
+    grace = 100.0
+    # Not yet past the grace: the broker's own redelivery may still bring it back.
+    assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 50) == []
+    # Past it, but its queue is not empty: it may simply not have been reached.
+    redis_client.lpush("inbound", "another task")
+    assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 150) == []
+    redis_client.delete("inbound")
+    assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 150) == [
+        task_id
+    ]
+    again = json.loads(redis_client.rpop("inbound"))
+    assert again["headers"] == lost["headers"] and again["body"] == lost["body"]
+    assert again["properties"]["delivery_tag"] != lost["properties"]["delivery_tag"]
+    # Given another grace before it could be queued a third time.
+    assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 200) == []
+    # A task that finished meanwhile leaves the journal instead.
+    redis_client.hdel(keys.TASK_JOURNAL, task_id)
+    assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 400) == []
+    assert not redis_client.exists(keys.TASK_JOURNAL_DUE)
