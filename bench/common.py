@@ -36,6 +36,14 @@ def today() -> str:
     return datetime.date.today().isoformat()
 
 
+def save(name: str, report: dict) -> None:
+    """Write a benchmark's report to ``bench/results/<name>.json``, where the summary reads it."""
+    import json
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(report, indent=2))
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) by nearest rank; ``values`` need not be sorted."""
     if not values:

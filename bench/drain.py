@@ -28,7 +28,7 @@ import requests
 
 from app.config import DEFAULT_API_VERSION
 from app.whatsapp.messages import validate_message
-from bench.common import RESULTS_DIR, CpuMeter, machine, procfile_web, today
+from bench.common import CpuMeter, machine, procfile_web, save, today
 from tests.stack import (
     TEST_CREDENTIALS,
     RedisServer,
@@ -200,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = report["gateway"]["msgs_per_s"] / report["ceiling"]["msgs_per_s"]
     report["ratio_to_ceiling"] = round(ratio, 2)
     print(f"gateway/ceiling {ratio:.2f}", flush=True)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "drain.json").write_text(json.dumps(report, indent=2))
+    save("drain", report)
     return 0
 
 

@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.whatsapp.signature import sign
-from bench.common import RESULTS_DIR, machine, procfile_web, run, today
+from bench.common import machine, procfile_web, run, save, today
 from tests.stack import RedisServer, free_port, gateway_env, start_worker, text_webhook
 
 TARGETS = {
@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         redis_server.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "ingest.json").write_text(json.dumps(report, indent=2))
+    save("ingest", report)
     ing = report["ingestion"]
     for c in connections:
         ratio = ing["gateway"][c]["rps"] / ing["pywa"][c]["rps"]

@@ -22,7 +22,6 @@ and Redis's ``used_memory`` at start and end (each message's record is kept for 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import RESULTS_DIR, machine, procfile_web, queue_batches, today
+from bench.common import machine, procfile_web, queue_batches, save, today
 from bench.drain import API_KEY, NUMBER, api_message
 from tests.stack import (
     Process,
@@ -246,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['redis_end']['used_memory_mib']} MiB",
         flush=True,
     )
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "memory.json").write_text(json.dumps(report, indent=2))
+    save("memory", report)
     return 0
 
 

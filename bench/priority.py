@@ -28,7 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.delivery.messages import MessageStore  # noqa: E402
-from bench.common import RESULTS_DIR, machine, procfile_web, today  # noqa: E402
+from bench.common import machine, procfile_web, save, today  # noqa: E402
 from tests.stack import (  # noqa: E402
     RedisServer,
     free_port,
@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             result["bulk_lane_itself"]["p95_ms"] / high_p95, 1
         )
         print(json.dumps(result, indent=2))
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "priority.json").write_text(json.dumps(result, indent=2))
+        save("priority", result)
     finally:
         for proc in reversed(processes):
             proc.stop()

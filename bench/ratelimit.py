@@ -30,7 +30,7 @@ import sys
 import threading
 
 from app.delivery.ratelimit import BURST_SECONDS, MAX_SENDER_RATE, Bucket, SendRateLimiter
-from bench.common import RESULTS_DIR, machine, procfile_web, queue_batches, today
+from bench.common import machine, procfile_web, queue_batches, save, today
 from bench.drain import API_KEY, NUMBER, Simulator, api_message, recipients
 from tests.stack import (
     Process,
@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "the limit",
         flush=True,
     )
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "ratelimit.json").write_text(json.dumps(report, indent=2))
+    save("ratelimit", report)
     return 0
 
 
