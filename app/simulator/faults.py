@@ -33,6 +33,9 @@ class Faults:
     timeout_rate: float = 0.0
     """Hang for ``hang_seconds`` before answering, past a client's read timeout."""
     hang_seconds: float = 30.0
+    hang_recipients: list[str] = field(default_factory=list)
+    """Sends to these numbers always hang for ``hang_seconds``, while every other one flows: a
+    message whose send never returns (a poison message, once something kills the hung worker)."""
     slow_rate: float = 0.0
     """Answer normally, but only after ``slow_seconds``."""
     slow_seconds: float = 2.0
@@ -50,6 +53,10 @@ class Faults:
     """``in_order``, ``reversed`` or ``shuffled`` status webhooks."""
     duplicate_status_rate: float = 0.0
     """Deliver a status webhook twice."""
+    late_answer_rate: float = 0.0
+    """Accept the message and send its status webhooks, but answer only after
+    ``late_answer_seconds``: its statuses may reach the gateway before the answer does."""
+    late_answer_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -71,6 +78,10 @@ class Faults:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def hangs_for(self, to: str) -> bool:
+        """Whether a send to ``to`` hangs (see :attr:`hang_recipients`)."""
+        return to in self.hang_recipients
+
     def latency_seconds(self, rng: random.Random = random) -> float:  # type: ignore[assignment]
         """One draw of the added latency, in seconds."""
         mean, jitter = self.latency_ms, self.latency_jitter_ms
@@ -86,6 +97,10 @@ class Faults:
 
 
 def _parse(name: str, kind: str, value: Any) -> Any:
+    if kind.startswith("list"):
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise ValueError(f"{name} must be a list of numbers")
+        return list(value)
     if kind.startswith("dict"):
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be an object of code to probability")

@@ -349,6 +349,8 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
             with sim.lock:
                 sim.read_receipts.append(received)
             return jsonify({"success": True})
+        if sim.faults.hangs_for(str(body["to"])):
+            time.sleep(sim.faults.hang_seconds)
         injected = injected_fault()
         if injected is not None:
             return injected
@@ -376,6 +378,8 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
         if body["type"] != "reaction":
             category = "utility" if body["type"] == "template" else "service"
             sim.schedule_statuses(wamid, to, category, failure)
+        if sim.faults.late_answer_rate and sim.random.random() < sim.faults.late_answer_rate:
+            time.sleep(sim.faults.late_answer_seconds)
         message: dict[str, Any] = {"id": wamid}
         if body["type"] == "template":
             message["message_status"] = "accepted"

@@ -81,6 +81,15 @@ def test_hang_past_the_read_timeout_is_a_timeout_error(sim):
         sim.client(timeout=(1, 0.2)).send_message(TEXT)
 
 
+def test_sends_to_a_hang_recipient_hang_while_the_others_flow(sim):
+    sim.state.faults.update({"hang_recipients": ["573009999999"], "hang_seconds": 1})
+    with pytest.raises(errors.GraphTimeoutError):
+        sim.client(timeout=(1, 0.2)).send_message({**TEXT, "to": "573009999999"})
+    assert sim.client(timeout=(1, 0.2)).send_message(TEXT).wa_id == "573001234567"
+    with pytest.raises(ValueError, match="hang_recipients"):
+        sim.state.faults.update({"hang_recipients": "573009999999"})
+
+
 def test_unreachable_api_is_a_connection_error():
     from app.whatsapp.client import GraphClient
 
@@ -212,6 +221,15 @@ def test_statuses_out_of_order_and_duplicated_on_purpose(meta):
     order = [s["status"] for s in statuses]
     assert sorted(order) == sorted(["sent", "delivered", "read"] * 2)
     assert order.index("read") < order.index("sent")
+
+
+def test_a_late_answer_lets_the_statuses_arrive_first(meta):
+    server, receiver = meta
+    server.state.configure({"enforce_window": False})
+    server.state.faults.update({"late_answer_rate": 1, "late_answer_seconds": 0.5})
+    sent = server.client().send_message(builders.text(CUSTOMER, "Hola"))
+    # By the time the answer came back, Meta had already reported the message.
+    assert [s["status"] for s in receiver.statuses(sent.wamid)][:1] == ["sent"]
 
 
 def test_failed_rate_sends_a_failed_status_with_meta_errors(meta):
