@@ -3,18 +3,16 @@ send and inbound workers, and the simulator over HTTP delivering signed status w
 
 Each drill counts what a user would count: messages lost (neither ``read`` nor dead-lettered),
 messages the simulator received more than once, and the reasons of the dead letters. The counts
-are printed (run with ``-s`` to see them) as ``DRILL <name>: {...}``.
+are printed (run with ``-s`` to see them) as ``DRILL <name>: {...}``. The stack and the counting
+are those of the command-line drills (``drills/harness.py``), at a scale that fits a test run.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
-import re
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -22,191 +20,30 @@ import requests
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DEAD_LETTERED, READ, MessageStore
-from tests.stack import (
-    TEST_CREDENTIALS,
-    Process,
-    RedisServer,
-    child_pids,
-    free_port,
-    gateway_env,
-    start_beat,
-    start_simulator,
-    start_web,
-    start_worker,
-    wait_for,
+from drills.harness import (
+    API_KEY,
+    EXPECTED_REASONS,
+    MIXED_FAULTS,
+    NUMBER,
+    Drill,
+    drill_stack,
+    recipients,
+    report,
+    template_to,
 )
-
-API_KEY = "drill-api-key-0123456789abcdef"
-NUMBER = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
-SEND_QUEUES = "send.high,send.normal,send.bulk"
-
-WORKER_ENV = {
-    # Redelivery of a killed worker's tasks in seconds, with every retry cap below it.
-    "CELERY_VISIBILITY_TIMEOUT": "10",
-    "GRAPH_READ_TIMEOUT": "1",
-    "SEND_RETRY_BASE_DELAY": "0.2",
-    "SEND_RETRY_MAX_DELAY": "2",
-    "GATEWAY_API_KEYS": API_KEY,
-}
-
-MIXED_FAULTS = {
-    "error_rate": 0.12,  # 500, code 1
-    "throttle_rate": 0.08,  # 429, code 130429, Retry-After
-    "retry_after": 1,
-    "timeout_rate": 0.04,  # hangs past the client's read timeout, and never answers
-    "hang_seconds": 3600,
-    "error_codes": {"131000": 0.02, "131026": 0.03, "131047": 0.01},
-}
-"""30% of requests fail: transient 5xx, throttling, timeouts and a few permanent codes."""
-
-EXPECTED_REASONS = {
-    131026: dl.PERMANENT_ERROR,
-    131047: dl.WINDOW_CLOSED,
-}
-
-
-@dataclass
-class Drill:
-    redis: RedisServer
-    env: dict[str, str]
-    web_url: str
-    simulator_url: str
-    processes: list[Process] = field(default_factory=list)
-
-    # --- processes --------------------------------------------------------------------------
-
-    def worker(self, queues: str = SEND_QUEUES, concurrency: int = 4, **env: str) -> Process:
-        proc = start_worker(
-            {**self.env, **env}, queues=queues, concurrency=concurrency, name="drill-worker"
-        )
-        self.processes.append(proc)
-        return proc
-
-    def stop_workers(self) -> None:
-        for proc in [p for p in self.processes if p.name == "drill-worker"]:
-            proc.stop()
-            self.processes.remove(proc)
-
-    # --- the API and the simulator ----------------------------------------------------------
-
-    def post(self, path: str, body, **headers: str) -> requests.Response:
-        headers = {"Authorization": f"Bearer {API_KEY}", **headers}
-        return requests.post(f"{self.web_url}{path}", json=body, headers=headers, timeout=60)
-
-    def submit(self, recipients: list[str], priority: str = "normal") -> list[str]:
-        """One template to each recipient, through the batch API; their ids."""
-        ids: list[str] = []
-        for start in range(0, len(recipients), 1000):
-            chunk = recipients[start : start + 1000]
-            messages = [template_to(to, priority) for to in chunk]
-            response = self.post("/v1/messages/batch", {"messages": messages})
-            assert response.status_code == 202, response.text
-            ids += [m["id"] for m in response.json()["messages"]]
-        return ids
-
-    def faults(self, **faults) -> None:
-        reset = {
-            "error_rate": 0,
-            "throttle_rate": 0,
-            "timeout_rate": 0,
-            "latency_ms": 0,
-            "latency_jitter_ms": 0,
-            "error_codes": {},
-        }
-        response = requests.put(
-            f"{self.simulator_url}/_sim/faults", json={**reset, **faults}, timeout=5
-        )
-        response.raise_for_status()
-
-    def received(self) -> list[dict]:
-        return requests.get(f"{self.simulator_url}/_sim/messages", timeout=30).json()["messages"]
-
-    # --- outcomes ---------------------------------------------------------------------------
-
-    def statuses(self, ids: list[str]) -> dict[str, str]:
-        client = self.redis.client()
-        pipe = client.pipeline()
-        for message_id in ids:
-            pipe.hget(MessageStore.key(message_id), "status")
-        return dict(zip(ids, pipe.execute(), strict=True))
-
-    def wait_final(self, ids: list[str], timeout: float) -> dict[str, str]:
-        """Wait until every message is ``read`` or dead-lettered; their statuses then."""
-
-        def final():
-            statuses = self.statuses(ids)
-            done = all(s in (READ, DEAD_LETTERED) for s in statuses.values())
-            return statuses if done else None
-
-        try:
-            return wait_for(final, timeout=timeout, interval=0.5)
-        except TimeoutError:
-            statuses = self.statuses(ids)
-            stuck = [i for i, s in statuses.items() if s not in (READ, DEAD_LETTERED)][:3]
-            store, client = MessageStore(self.redis.client()), self.redis.client()
-            broker = {
-                "queues": {q: client.llen(q) for q in SEND_QUEUES.split(",")},
-                "unacked": client.hlen("unacked"),
-                "unacked_mutex": client.exists("unacked_mutex"),
-            }
-            raise AssertionError(
-                f"not every message finished: {dict(collections.Counter(statuses.values()))}\n"
-                f"broker: {broker}\n" + "\n".join(f"{i}: {store.get(i).history}" for i in stuck)
-            ) from None
-
-    def count(self, recipients: list[str]) -> dict:
-        """How often the simulator received a message for each of ``recipients``."""
-        wanted = set(recipients)
-        return collections.Counter(
-            m["body"]["to"] for m in self.received() if m["body"]["to"] in wanted
-        )
-
-
-def template_to(to: str, priority: str = "normal") -> dict:
-    return {
-        "to": to,
-        "type": "template",
-        "template": {"name": "order_update", "language": {"code": "es"}},
-        "priority": priority,
-    }
-
-
-def recipients(prefix: int, n: int) -> list[str]:
-    """``n`` valid Colombian mobile numbers, distinct per drill (``prefix`` 0..99)."""
-    return [f"5730{prefix:02d}{i:06d}" for i in range(n)]
-
-
-def report(name: str, **counts) -> None:
-    print(f"\nDRILL {name}: {json.dumps(counts)}")
+from tests.stack import child_pids, wait_for
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Drill]:
-    redis_server = RedisServer().start()
-    sim_port, web_port = free_port(), free_port()
-    env = gateway_env(redis_server.url, f"http://127.0.0.1:{sim_port}", **WORKER_ENV)
-    drill = Drill(redis_server, env, "", "")
-    try:
-        simulator, drill.simulator_url = start_simulator(
-            env, sim_port, f"http://127.0.0.1:{web_port}/webhooks/whatsapp", status_delay=0.05
-        )
-        drill.processes.append(simulator)
-        web, drill.web_url = start_web(env, web_port)
-        drill.processes.append(web)
-        inbound = start_worker(env, queues="inbound,context", concurrency=2, name="inbound")
-        drill.processes.append(inbound)
-        drill.processes.append(start_beat(env))  # runs the sweep for sends the broker lost
+    with drill_stack() as drill:
         yield drill
-    finally:
-        for proc in reversed(drill.processes):
-            proc.stop()
-        redis_server.close()
 
 
 @pytest.fixture
 def drill(stack: Drill) -> Iterator[Drill]:
     stack.faults()
-    requests.delete(f"{stack.simulator_url}/_sim/messages", timeout=10).raise_for_status()
+    stack.forget_received()
     yield stack
     stack.stop_workers()
     stack.faults()
@@ -232,9 +69,7 @@ def test_500_messages_with_30_percent_failures_end_read_or_dead_lettered(drill):
         reasons=collections.Counter(r.dead_letter_reason for r in dead.values()),
         lost=len(ids) - len(read) - len(dead),
         duplicated=duplicated,
-        requests=requests.get(f"{drill.simulator_url}/_sim/messages", timeout=30).json()[
-            "requests"
-        ],
+        requests=drill.simulator_record()["requests"],
     )
     assert len(read) + len(dead) == 500  # none lost
     assert duplicated == 0
@@ -273,20 +108,13 @@ def test_send_worker_killed_with_sigkill_loses_nothing(drill):
     ids = drill.submit(to)
     wait_for(lambda: sum(drill.count(to).values()) >= 100, timeout=60, interval=0.2)
     in_flight = sum(1 for s in drill.statuses(ids).values() if s == "sending")
-    worker.kill(signal.SIGKILL)  # the worker and its pool: nothing acknowledges anything
-    worker.proc.wait(timeout=10)
-    drill.processes.remove(worker)
+    drill.kill(worker)
     sent_at_kill = sum(drill.count(to).values())
     drill.worker()
     statuses = drill.wait_final(ids, timeout=90)
     counts = drill.count(to)
     lost = sum(1 for s in statuses.values() if s != READ)
-    # Log lines are JSON or text; the count stands just before the phrase either way.
-    recovered = sum(
-        int(found.group(1))
-        for proc in drill.processes
-        for found in re.finditer(r"(\d+) sends were lost by the broker", proc.output())
-    )
+    recovered = drill.recovered_by_sweep()
     duplicated = sum(n - 1 for n in counts.values() if n > 1)
     report(
         "sigkill",
