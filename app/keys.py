@@ -32,6 +32,18 @@ WAMID_INDEX = PREFIX + ":wamid:{wamid}"
 """Meta's message id to ours, so status webhooks find the message they concern."""
 WAMID_INDEX_TTL = MESSAGE_TTL
 
+EARLY_STATUSES = PREFIX + ":wamid:{wamid}:early"
+"""Status webhooks (a list of JSON) for a wamid not recorded yet: Meta's webhooks can overtake its
+answer to the send, so they arrive before the send worker records the wamid. Applied and removed
+when it does."""
+EARLY_STATUSES_TTL = 10 * 60
+"""Far past the gap between Meta's answer and its record (milliseconds; seconds under load). A
+wamid never recorded (another system's message, or a send whose process died before recording
+Meta's answer, whose retry got a new wamid) has its statuses forgotten after this."""
+EARLY_STATUSES_KEPT = 8
+"""Statuses kept per wamid: a message has four kinds (sent, delivered, read, failed), so Meta's
+repeats fit, and a flood of statuses for unknown wamids cannot grow one key without bound."""
+
 REJECTED_MESSAGES = PREFIX + ":rejected"
 """Broker messages the workers refused to run (not JSON, unknown task, malformed), newest first."""
 REJECTED_MESSAGES_KEPT = 1000

@@ -29,18 +29,16 @@ from app.conversations.responder import Inbound, ReplyService
 from app.conversations.rules import HANDOFF_REPLIES, wants_human
 from app.conversations.text import detect_language
 from app.conversations.turns import CustomerTurn, describe
-from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
-from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
+from app.delivery.messages import MessageStore
+from app.delivery.statuses import apply_status
 from app.delivery.window import CustomerWindows
-from app.whatsapp.webhook import Status, parse_webhook
+from app.whatsapp.webhook import parse_webhook
 
 log = logging.getLogger(__name__)
 
 REPLY_NAMESPACE = uuid.UUID("5f0c6c1e-5b1a-4e0a-9a59-0f2b8a1d7c11")
 """Namespace of reply ids: the reply to a given inbound message always has the same id, so a
 message processed twice still produces one reply."""
-
-WEBHOOK_STATUSES = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed": FAILED}
 
 EnqueueSend = Callable[[str, str], None]
 """Puts a send task for (message_id, priority lane) on the broker."""
@@ -266,20 +264,6 @@ def _reply_record(turn: CustomerTurn, message_id: str, body: str, source: str) -
         "wa_id": turn.wa_id,
         "exchange": exchange.to_dict(),
     }
-
-
-def apply_status(store: MessageStore, status: Status) -> bool:
-    """Record a status webhook on the message it concerns; False if unknown or out of date."""
-    target = WEBHOOK_STATUSES.get(status.status)
-    message_id = store.id_for_wamid(status.id)
-    if target is None or message_id is None:
-        log.info("status %s for unknown message %s ignored", status.status, status.id)
-        return False
-    if target == FAILED:
-        # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
-        dead_letters = DeadLetterStore(store.redis)
-        return dead_letter_failed_status(store, dead_letters, message_id, status.errors)
-    return store.advance(message_id, target)
 
 
 def claim(redis_client: redis.Redis, wamid: str, owner: str = "") -> bool:

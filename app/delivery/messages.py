@@ -66,6 +66,18 @@ return 0
 """
 
 
+# KEYS[1] the wamid index, KEYS[2] the wamid's early statuses. ARGV: the status (JSON), TTL, kept.
+# Returns the message id if the wamid is recorded; otherwise keeps the status for when it is.
+_ID_OR_HOLD = """
+local message_id = redis.call('GET', KEYS[1])
+if message_id then return message_id end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return false
+"""
+
+
 @dataclass(frozen=True)
 class NewMessage:
     """A message to record with :meth:`MessageStore.create_many`."""
@@ -128,6 +140,7 @@ class MessageStore:
         self.redis = redis_client
         self._advance = redis_client.register_script(_ADVANCE)
         self._unlock = redis_client.register_script(_UNLOCK)
+        self._id_or_hold = redis_client.register_script(_ID_OR_HOLD)
 
     @staticmethod
     def key(message_id: str) -> str:
@@ -376,7 +389,11 @@ class MessageStore:
         pipe.execute()
 
     def record_wamid(self, message_id: str, wamid: str) -> None:
-        """Keep Meta's id for the message and index it, so status webhooks find the message."""
+        """Keep Meta's id for the message and index it, so status webhooks find the message.
+
+        Statuses that arrived before are then in :meth:`early_statuses`: the index is one write,
+        and :meth:`id_for_wamid_or_hold` runs entirely before it or after it.
+        """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
@@ -387,3 +404,21 @@ class MessageStore:
     def id_for_wamid(self, wamid: str) -> str | None:
         """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""
         return self.redis.get(keys.WAMID_INDEX.format(wamid=wamid))
+
+    def id_for_wamid_or_hold(self, wamid: str, status: dict[str, Any]) -> str | None:
+        """The gateway message id of Meta's ``wamid``; if it is not recorded yet, None, and
+        ``status`` (JSON-safe) is kept for :meth:`early_statuses`. One atomic step: a status is
+        either matched to its message or kept, never dropped in between."""
+        return self._id_or_hold(
+            keys=[keys.WAMID_INDEX.format(wamid=wamid), keys.EARLY_STATUSES.format(wamid=wamid)],
+            args=[json.dumps(status), keys.EARLY_STATUSES_TTL, keys.EARLY_STATUSES_KEPT],
+        )
+
+    def early_statuses(self, wamid: str) -> list[dict[str, Any]]:
+        """The statuses of ``wamid`` that arrived before it was recorded, oldest first."""
+        key = keys.EARLY_STATUSES.format(wamid=wamid)
+        return [json.loads(item) for item in self.redis.lrange(key, 0, -1)]
+
+    def forget_early_statuses(self, wamid: str) -> None:
+        """Drop the statuses of ``wamid`` kept by :meth:`id_for_wamid_or_hold`, once applied."""
+        self.redis.delete(keys.EARLY_STATUSES.format(wamid=wamid))

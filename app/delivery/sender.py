@@ -34,6 +34,7 @@ from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import QUEUED, TERMINAL, MessageRecord, MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.retry import RetryPolicy
+from app.delivery.statuses import apply_early_statuses, record_sent
 from app.ops import metrics, observe
 from app.whatsapp.client import GraphClient
 from app.whatsapp.errors import (
@@ -102,6 +103,9 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
     try:
         record = store.get(message_id, history=False)
         if nothing_to_send(record):
+            if record is not None and record.wamid:
+                # A run that died right after recording the wamid left these to apply.
+                apply_early_statuses(store, message_id, record.wamid)
             return _finished(record)
         try:
             client = sender.client_for(record.phone_number_id)
@@ -124,7 +128,7 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).
-        store.record_wamid(message_id, result.wamid)
+        record_sent(store, message_id, result.wamid)
         observe.send_succeeded(record.payload.get("type"))
         log.info(
             "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, attempt

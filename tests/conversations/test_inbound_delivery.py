@@ -9,6 +9,7 @@ from app.conversations.inbound import handle_webhook
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DEAD_LETTERED, READ, MessageStore
+from app.delivery.statuses import record_sent
 from app.delivery.window import CustomerWindows
 from tests.stack import TEST_CREDENTIALS, text_webhook
 
@@ -60,6 +61,17 @@ def test_statuses_out_of_order_never_move_a_message_back(redis_client):
     record = store.get("m1")
     assert record.status == READ
     assert [h["status"] for h in record.history if h.get("ignored")] == ["delivered", "sent"]
+
+
+def test_a_status_that_arrives_before_the_wamid_is_recorded_is_not_lost(redis_client):
+    store = MessageStore(redis_client)
+    store.create("m1", PAYLOAD, "high")
+    store.mark_sending("m1", 1)
+    # Meta's webhooks overtook its answer to the send: nothing knows wamid.out1 yet.
+    for name in ("read", "delivered"):
+        assert handle(redis_client, status_webhook("wamid.out1", name)).statuses_ignored == 1
+    record_sent(store, "m1", "wamid.out1")
+    assert store.get("m1").status == READ
 
 
 def test_failed_after_sent_records_metas_error_and_dead_letters(redis_client):

@@ -7,7 +7,7 @@ import pytest
 from app.credentials import NumberRegistry, SendingNumber, load_cipher
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
-from app.delivery.messages import DEAD_LETTERED, QUEUED, SENT, MessageStore
+from app.delivery.messages import DEAD_LETTERED, QUEUED, READ, SENT, MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.retry import RetryPolicy
 from app.delivery.sender import Sender, SendOutcome, send_recorded_message
@@ -57,6 +57,15 @@ def test_sends_once_and_a_redelivered_task_does_not_send_again(sender, sim):
     record = sender.store.get("m1")
     assert record.status == SENT and record.wamid == sim.state.received[0]["wamid"]
     assert sender.store.id_for_wamid(record.wamid) == "m1"
+
+
+def test_a_run_killed_after_recording_the_wamid_leaves_its_early_statuses_to_the_next(sender):
+    queued(sender)
+    sender.store.mark_sending("m1", 1)
+    sender.store.id_for_wamid_or_hold("wamid.early", {"status": "read", "errors": []})
+    sender.store.record_wamid("m1", "wamid.early")  # the run dies here, before applying it
+    assert send_recorded_message(sender, "m1").outcome == SendOutcome.ALREADY_SENT
+    assert sender.store.get("m1").status == READ
 
 
 def test_permanent_error_is_dead_lettered_at_once(sender, sim):

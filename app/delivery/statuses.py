@@ -1,0 +1,77 @@
+"""Meta's status webhooks, applied to the outbound messages they concern.
+
+A status only moves a message forward (``sent``, ``delivered``, ``read``: a late ``sent`` never
+undoes ``read``), and ``failed`` dead-letters it with Meta's error.
+
+Meta's webhooks can overtake its answer to the send: a status may arrive before the send worker
+has recorded the message's ``wamid``, when nothing yet says which message it concerns. Such a
+status is held in Redis for a while (``keys.EARLY_STATUSES``) and applied when the send records
+the ``wamid`` (:func:`record_sent`), instead of being dropped, which left the message at ``sent``
+for good.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
+from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
+from app.whatsapp.webhook import Status
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_STATUSES = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed": FAILED}
+"""Meta's status names and the message statuses they move to; others are ignored."""
+
+
+def apply_status(store: MessageStore, status: Status) -> bool:
+    """Record a status webhook on the message it concerns; False if it changed nothing (out of
+    date, or of a kind not tracked) or is held until its ``wamid`` is recorded."""
+    if status.status not in WEBHOOK_STATUSES:
+        log.info("status %s of %s ignored", status.status, status.id)
+        return False
+    held = {"status": status.status, "errors": status.errors}
+    message_id = store.id_for_wamid_or_hold(status.id, held)
+    if message_id is None:
+        log.info("status %s for %s held until its send is recorded", status.status, status.id)
+        return False
+    return _apply(store, message_id, status.status, status.errors)
+
+
+def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
+    """Record Meta's ``wamid`` for the message, then apply the statuses that came before it;
+    returns how many there were."""
+    store.record_wamid(message_id, wamid)
+    return apply_early_statuses(store, message_id, wamid)
+
+
+def apply_early_statuses(store: MessageStore, message_id: str, wamid: str) -> int:
+    """Apply the held statuses of ``wamid`` (recorded already) to its message; how many.
+
+    They are forgotten only once applied, so a run that dies in between leaves them for the next
+    run of the send task; applying one twice changes nothing.
+    """
+    early = store.early_statuses(wamid)
+    for item in early:
+        _apply(store, message_id, item["status"], item.get("errors") or [], early=True)
+    if early:
+        log.info(
+            "message %s: %d statuses that came before its wamid applied", message_id, len(early)
+        )
+        store.forget_early_statuses(wamid)
+    return len(early)
+
+
+def _apply(
+    store: MessageStore,
+    message_id: str,
+    status: str,
+    errors: list[dict[str, Any]],
+    early: bool = False,
+) -> bool:
+    target = WEBHOOK_STATUSES[status]
+    if target == FAILED:
+        # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
+        return dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
+    return store.advance(message_id, target, note={"arrived_before_wamid": True} if early else None)
