@@ -8,6 +8,8 @@ in Redis so operators can see that someone wrote to the broker who should not ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from celery.worker.consumer import Consumer
 from redis.exceptions import RedisError
@@ -28,8 +30,38 @@ RECONNECT_INTERVAL_MAX = 2.0
 idle for 20 s and more after a 10 s Redis restart."""
 
 
+def despite_lost_client(settle: Callable[..., Any]) -> Callable[..., Any]:
+    """A message's ``ack_log_error`` or ``reject_log_error`` that gives up instead of raising
+    when its broker connection is gone for good.
+
+    A task that ended while Redis was away is acknowledged (or requeued) once the worker has
+    reconnected, through the channel of the lost connection, whose client kombu has released by
+    then: kombu raises AttributeError, not a connection error, and that killed the worker. The
+    message is still in Redis's unacked set, and comes back after the visibility timeout.
+    """
+
+    def settle_or_leave(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return settle(*args, **kwargs)
+        except AttributeError:
+            channel = getattr(getattr(settle, "__self__", None), "channel", None)
+            transport = getattr(channel, "connection", None)
+            if channel is None or (transport is not None and transport.client is not None):
+                raise  # not the released connection: a defect to see
+            log.warning(
+                "task message left unacknowledged: its broker connection is gone; "
+                "Redis hands it out again after the visibility timeout"
+            )
+            return None
+
+    return settle_or_leave
+
+
 class GatewayConsumer(Consumer):
     """Celery's consumer, reconnecting within seconds and recording the messages it refuses."""
+
+    def call_soon_ack(self, p, *args, **kwargs):
+        return super().call_soon_ack(despite_lost_client(p), *args, **kwargs)
 
     def ensure_connected(self, conn):
         connect = conn.ensure_connection

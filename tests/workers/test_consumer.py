@@ -1,15 +1,20 @@
-"""Messages written straight into a queue in anything but JSON are refused, recorded, never run."""
+"""Messages written straight into a queue in anything but JSON are refused, recorded, never run;
+a task settled after its broker connection was lost does not take the worker down."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import os
 import uuid
 
 import pytest
+from kombu import Connection
 
 from app.rejected import RejectedMessageLog
 from tests.stack import RedisServer, gateway_env, start_worker, text_webhook, wait_for
+from workers.consumer import despite_lost_client
 
 
 def raw_task_message(task: str, body: bytes, content_type: str, queue: str = "inbound") -> str:
@@ -111,3 +116,37 @@ def test_a_json_task_after_the_garbage_still_runs(worker_stack):
     wait_for(
         lambda: "inbound.process_webhook" in worker.output() and "succeeded" in worker.output()
     )
+
+
+def test_a_task_settled_after_its_broker_connection_was_released_does_not_kill_the_worker(
+    redis_client, caplog
+):
+    connection = Connection(os.environ["REDIS_URL"])
+    queue = connection.SimpleQueue("consumer-test")
+    queue.put({"n": 1})
+    message = queue.get(timeout=5)
+    # What a connection lost while the task ran leaves behind: its pools dropped, its client
+    # released by kombu before the worker gets round to requeueing the task.
+    message.channel._disconnect_pools()
+    transport, client = message.channel.connection, message.channel.connection.client
+    transport.client = None
+    reject = message.reject_log_error
+    with pytest.raises(AttributeError):
+        reject(logging.getLogger("test"), (ConnectionError,), requeue=True)
+    despite_lost_client(reject)(logging.getLogger("test"), (ConnectionError,), requeue=True)
+    assert "left unacknowledged" in caplog.text
+    # Still unacknowledged in Redis: the visibility timeout brings it back.
+    assert redis_client.hexists("unacked", message.delivery_tag)
+    transport.client = client
+    connection.close()
+
+
+def test_other_attribute_errors_still_surface():
+    class Defective:
+        channel = None
+
+        def ack_log_error(self, *args):
+            raise AttributeError("a defect")
+
+    with pytest.raises(AttributeError, match="a defect"):
+        despite_lost_client(Defective().ack_log_error)()
