@@ -156,18 +156,14 @@ class Drill:
                     return task["worker_pid"]
         return None
 
-    def logged(self, pattern: str) -> int:
-        """The sum of the numbers ``pattern``'s group captures in every process's log."""
+    def recovered_by_sweep(self) -> int:
+        """Sends the broker lost that the sweep enqueued again, as the processes' logs say."""
+        # Log lines are JSON or text; the count stands just before the phrase either way.
         return sum(
             int(found.group(1))
             for proc in self.processes + self.stopped
-            for found in re.finditer(pattern, proc.output())
+            for found in re.finditer(r"(\d+) sends were lost by the broker", proc.output())
         )
-
-    def recovered_by_sweep(self) -> int:
-        """Sends the broker lost that the sweep enqueued again."""
-        # Log lines are JSON or text; the count stands just before the phrase either way.
-        return self.logged(r"(\d+) sends were lost by the broker")
 
     # --- the API and the simulator ----------------------------------------------------------
 
