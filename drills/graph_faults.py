@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "requests_at_simulator": record["requests"],
                 "requests_per_message": round(per_message, 3),
                 "refused_by_code": record["refused"],
-                "timed_out": record["requests"]
+                # A hang the client gave up on is noted as code 2 (or not at all, if the
+                # simulator cannot tell that its client hung up).
+                "timed_out": record["refused"].get("2", 0)
+                + record["requests"]
                 - len(record["messages"])
                 - sum(record["refused"].values()),
                 "fault_rate": round(

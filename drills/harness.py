@@ -140,7 +140,8 @@ class Drill:
             self.stopped.append(proc)
 
     def pool_pid_running(self, message_id: str) -> int | None:
-        """The pool process running the send task of ``message_id`` now, if one is.
+        """The pool process running a send task of ``message_id`` now (alone or in a batch), if
+        one is.
 
         Asked of the workers themselves (Celery's ``inspect active``), which name the process
         running each task.
@@ -152,7 +153,8 @@ class Drill:
             app.close()
         for tasks in replies.values():
             for task in tasks:
-                if task["args"] == [message_id]:
+                first = task["args"][0] if task["args"] else None
+                if message_id == first or (isinstance(first, list) and message_id in first):
                     return task["worker_pid"]
         return None
 

@@ -349,8 +349,8 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
             with sim.lock:
                 sim.read_receipts.append(received)
             return jsonify({"success": True})
-        if sim.faults.hangs_for(str(body["to"])):
-            time.sleep(sim.faults.hang_seconds)
+        if sim.faults.hangs_for(str(body["to"])) and not pause(sim.faults.hang_seconds):
+            return refuse(2, "The client hung up before the answer", http_status=503)
         injected = injected_fault()
         if injected is not None:
             return injected
@@ -379,7 +379,7 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
             category = "utility" if body["type"] == "template" else "service"
             sim.schedule_statuses(wamid, to, category, failure)
         if sim.faults.late_answer_rate and sim.random.random() < sim.faults.late_answer_rate:
-            time.sleep(sim.faults.late_answer_seconds)
+            pause(sim.faults.late_answer_seconds)  # accepted either way
         message: dict[str, Any] = {"id": wamid}
         if body["type"] == "template":
             message["message_status"] = "accepted"
