@@ -388,18 +388,20 @@ class MessageStore:
         pipe.zadd(keys.SEND_PENDING, {message_id: now})
         pipe.execute()
 
-    def record_wamid(self, message_id: str, wamid: str) -> None:
-        """Keep Meta's id for the message and index it, so status webhooks find the message.
+    def record_wamid(self, message_id: str, wamid: str) -> list[dict[str, Any]]:
+        """Keep Meta's id for the message and index it, so status webhooks find the message;
+        returns the statuses that arrived before (:meth:`early_statuses`), in the same round trip.
 
-        Statuses that arrived before are then in :meth:`early_statuses`: the index is one write,
-        and :meth:`id_for_wamid_or_hold` runs entirely before it or after it.
+        None is missed: the index is one write, :meth:`id_for_wamid_or_hold` runs entirely before
+        it (its status is then read here) or after it (it then finds the message itself).
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
         pipe.zrem(keys.SEND_PENDING, message_id)
         self.advance(message_id, SENT, pipe=pipe)
-        pipe.execute()
+        pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
+        return [json.loads(item) for item in pipe.execute()[-1]]
 
     def id_for_wamid(self, wamid: str) -> str | None:
         """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""

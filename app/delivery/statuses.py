@@ -42,17 +42,20 @@ def apply_status(store: MessageStore, status: Status) -> bool:
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
     """Record Meta's ``wamid`` for the message, then apply the statuses that came before it;
     returns how many there were."""
-    store.record_wamid(message_id, wamid)
-    return apply_early_statuses(store, message_id, wamid)
+    return _apply_held(store, message_id, wamid, store.record_wamid(message_id, wamid))
 
 
 def apply_early_statuses(store: MessageStore, message_id: str, wamid: str) -> int:
-    """Apply the held statuses of ``wamid`` (recorded already) to its message; how many.
+    """Apply the held statuses of ``wamid`` (recorded already) to its message; how many."""
+    return _apply_held(store, message_id, wamid, store.early_statuses(wamid))
 
-    They are forgotten only once applied, so a run that dies in between leaves them for the next
-    run of the send task; applying one twice changes nothing.
-    """
-    early = store.early_statuses(wamid)
+
+def _apply_held(
+    store: MessageStore, message_id: str, wamid: str, early: list[dict[str, Any]]
+) -> int:
+    """Apply ``early``, the held statuses of ``wamid``. They are forgotten only once applied, so
+    a run that dies in between leaves them for the next run of the send task; applying one twice
+    changes nothing."""
     for item in early:
         _apply(store, message_id, item["status"], item.get("errors") or [], early=True)
     if early:
