@@ -158,14 +158,15 @@ SEND_RECOVERY_GRACE = VISIBILITY_TIMEOUT * 1.5
 redelivery of a killed worker's tasks (the visibility timeout plus its restore sweeps)."""
 
 TASK_RECOVERY_GRACE = SEND_RECOVERY_GRACE
-"""How long a journaled webhook task may go unseen (neither queued nor started) before the sweep
-queues it again, once its queue is empty: past the broker's own redelivery, as for sends."""
+"""How long a journaled task (a webhook's, or a conversation step's) may go unseen (neither
+queued nor started) before the sweep queues it again, once its queue is empty: past the broker's
+own redelivery, as for sends."""
 
-beat_schedule["inbound.recover_lost_webhooks"] = {
-    "task": "inbound.recover_lost_webhooks",
+beat_schedule["inbound.recover_lost_tasks"] = {
+    "task": "inbound.recover_lost_tasks",
     "schedule": SEND_RECOVERY_INTERVAL,
-    # On the queue whose lost tasks it looks for: it runs once that queue has drained, which is
-    # when there is anything to find.
+    # On the queue of most of the tasks it looks for: it runs once that queue has drained, which
+    # is when there is anything to find.
     "options": {"queue": QUEUE_INBOUND, "expires": SEND_RECOVERY_INTERVAL},
 }
 

@@ -10,20 +10,26 @@ from app.config import get_settings
 from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import record_reply, record_turn
 from app.db import get_redis
+from celeryconfig import QUEUE_CONTEXT
 from tasks.base import GatewayTask, turn_summary
+from tasks.publish import task_publisher
 
 RETRY_ON = (ConversationBusyError,)
 """An update that kept losing the optimistic race; Redis failures are GatewayTask's to handle."""
 
 
 def enqueue_turn(turn: dict[str, Any]) -> None:
-    """Put the task that records a customer's turn on the context queue."""
-    record_turn_task.apply_async(args=[turn], argsrepr=turn_summary(turn))
+    """Put the task that records a customer's turn on the context queue, journaled."""
+    task_publisher().publish(
+        record_turn_task.name, [turn], queue=QUEUE_CONTEXT, argsrepr=turn_summary(turn)
+    )
 
 
 def enqueue_reply(reply: dict[str, Any]) -> None:
-    """Put the task that records the business's reply on the context queue."""
-    record_reply_task.apply_async(args=[reply], argsrepr=turn_summary(reply))
+    """Put the task that records the business's reply on the context queue, journaled."""
+    task_publisher().publish(
+        record_reply_task.name, [reply], queue=QUEUE_CONTEXT, argsrepr=turn_summary(reply)
+    )
 
 
 @shared_task(

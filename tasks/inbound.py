@@ -22,7 +22,7 @@ from app.whatsapp.webhook import WebhookFormatError
 from tasks.base import GatewayTask, turn_summary
 from tasks.context import enqueue_reply, enqueue_turn
 from tasks.outbound import enqueue_send
-from tasks.publish import recover_lost_tasks
+from tasks.publish import recover_lost_tasks, task_publisher
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,10 @@ add_response_observer(_observe_ai_response)
 
 
 def enqueue_answer(turn: dict[str, Any]) -> None:
-    """Put the task that answers a recorded turn on the inbound queue."""
-    answer_turn_task.apply_async(args=[turn], argsrepr=turn_summary(turn))
+    """Put the task that answers a recorded turn on the inbound queue, journaled."""
+    task_publisher().publish(
+        answer_turn_task.name, [turn], queue=celeryconfig.QUEUE_INBOUND, argsrepr=turn_summary(turn)
+    )
 
 
 @shared_task(bind=True, base=GatewayTask, name="inbound.process_webhook")
@@ -105,9 +107,9 @@ def answer_turn_task(turn: dict[str, Any]) -> str | None:
     )
 
 
-@shared_task(base=GatewayTask, name="inbound.recover_lost_webhooks", ignore_result=True)
-def recover_lost_webhooks_task() -> int:
-    """Queue again the webhook tasks the broker lost (run by beat; see ``recover_lost_tasks``)."""
+@shared_task(base=GatewayTask, name="inbound.recover_lost_tasks", ignore_result=True)
+def recover_lost_tasks_task() -> int:
+    """Queue again the journaled tasks the broker lost (run by beat; see ``recover_lost_tasks``)."""
     redis_client = get_redis(get_settings().redis_url)
     recovered = recover_lost_tasks(
         redis_client, redis_client.llen, grace=celeryconfig.TASK_RECOVERY_GRACE

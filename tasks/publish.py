@@ -12,6 +12,8 @@ The same step journals the message (``keys.TASK_JOURNAL``) until a worker finish
 (``tasks.base.GatewayTask``): kombu's Redis transport pops a task before it records it as
 unacknowledged, so a worker killed in between loses it, and the webhook's mark would then make
 Meta's redelivery a duplicate. :func:`recover_lost_tasks` puts such a task back on its queue.
+The tasks a webhook's task hands its work to (recording a turn, answering it, recording the
+reply) are published journaled too (:meth:`TaskPublisher.publish`): nobody would redeliver them.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
-from celery import Celery, signals
+from celery import Celery, current_app, signals
 from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
 from app import keys
+from app.config import get_settings
+from app.db import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,16 @@ return 0
 """
 
 
+# KEYS[1] queue list, KEYS[2] journal, KEYS[3] journal due times. ARGV[1] message, ARGV[2] task
+# id, ARGV[3] now.
+_PUSH = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"""
+
+
 class TaskPublisher:
     """Publishes tasks of ``celery_app`` straight onto their Redis queue lists."""
 
@@ -53,6 +68,7 @@ class TaskPublisher:
         self.celery_app = celery_app
         self.redis = redis_client
         self._mark_and_push = redis_client.register_script(_MARK_AND_PUSH)
+        self._push = redis_client.register_script(_PUSH)
 
     def message(
         self, task_name: str, args: list[Any], queue: str, argsrepr: str
@@ -107,18 +123,44 @@ class TaskPublisher:
             )
         )
         if queued:
-            # The signal apply_async sends, so observers of published tasks see these too.
-            signals.after_task_publish.send(
-                sender=task_name,
-                body=task_message.body,
-                exchange="",
-                routing_key=queue,
-                headers=task_message.headers,
-                properties=task_message.properties,
-                declare=[],
-                retry_policy=None,
-            )
+            self._published(task_name, task_message, queue)
         return queued
+
+    def publish(self, task_name: str, args: list[Any], *, queue: str, argsrepr: str) -> None:
+        """Queue the task, journaled until a worker finishes it, in one atomic step."""
+        message, task_message = self.message(task_name, args, queue, argsrepr)
+        self._push(
+            keys=[queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE],
+            args=[message, task_message.headers["id"], time.time()],
+        )
+        self._published(task_name, task_message, queue)
+
+    @staticmethod
+    def _published(task_name: str, task_message: Any, queue: str) -> None:
+        # The signal apply_async sends, so observers of published tasks see these too.
+        signals.after_task_publish.send(
+            sender=task_name,
+            body=task_message.body,
+            exchange="",
+            routing_key=queue,
+            headers=task_message.headers,
+            properties=task_message.properties,
+            declare=[],
+            retry_policy=None,
+        )
+
+
+_publishers: dict[int, TaskPublisher] = {}
+
+
+def task_publisher() -> TaskPublisher:
+    """This process's publisher for the tasks one conversation step hands to the next, built on
+    first use (in a worker, after it forked)."""
+    publisher = _publishers.get(os.getpid())
+    if publisher is None:
+        redis_client = get_redis(get_settings().redis_url)
+        publisher = _publishers[os.getpid()] = TaskPublisher(current_app, redis_client)
+    return publisher
 
 
 def recover_lost_tasks(

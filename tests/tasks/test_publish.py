@@ -15,6 +15,7 @@ from app import keys
 from tasks.base import GatewayTask
 from tasks.inbound import process_webhook
 from tasks.publish import TaskPublisher, recover_lost_tasks
+from tests.stack import queued_tasks
 from tests.tasks.test_base import run_as_worker
 
 
@@ -127,3 +128,25 @@ def test_the_sweep_queues_again_a_task_the_broker_lost(redis_client):
     redis_client.hdel(keys.TASK_JOURNAL, task_id)
     assert recover_lost_tasks(redis_client, redis_client.llen, grace, now=queued_at + 400) == []
     assert not redis_client.exists(keys.TASK_JOURNAL_DUE)
+
+
+def test_each_conversation_step_is_published_journaled(redis_client):
+    from tasks.context import enqueue_reply, enqueue_turn
+    from tasks.inbound import enqueue_answer
+
+    turn = {"type": "text", "id": "wamid.turn-1", "text": "¿Cuánto cuesta?"}
+    enqueue_turn(turn)
+    enqueue_answer(turn)
+    enqueue_reply({"type": "reply", "id": "reply-1"})
+    queued = queued_tasks(redis_client, "context") + queued_tasks(redis_client, "inbound")
+    assert [(name, args) for name, args, _ in queued] == [
+        ("context.record_turn", [turn]),
+        ("context.record_reply", [{"type": "reply", "id": "reply-1"}]),
+        ("inbound.answer_turn", [turn]),
+    ]
+    messages = redis_client.lrange("context", 0, -1) + redis_client.lrange("inbound", 0, -1)
+    journal = redis_client.hgetall(keys.TASK_JOURNAL)
+    assert sorted(journal.values()) == sorted(messages)
+    assert redis_client.zcard(keys.TASK_JOURNAL_DUE) == 3
+    # What Flower and the logs show of them: ids, never the customer's words.
+    assert all("Cuánto" not in json.loads(m)["headers"]["argsrepr"] for m in messages)
