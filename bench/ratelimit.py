@@ -43,8 +43,17 @@ from tests.stack import (
 )
 
 SEND_QUEUES = "send.high,send.normal,send.bulk"
-SENT_LINE = re.compile(r"outbound\.send_message\[[^\]]+\] succeeded in [\d.]+s: 'sent'")
-DEFERRED_LINE = re.compile(r"outbound\.send_message\[[^\]]+\] retry: Retry in")
+SENT_LINE = re.compile(r"accepted by Meta as ")
+DEFERRED_IN_BATCH = re.compile(
+    r"outbound\.send_batch\[[^\]]+\] succeeded in [\d.]+s: \{[^}]*'rate_limited': (\d+)"
+)
+DEFERRED_ALONE = re.compile(r"outbound\.send_message\[[^\]]+\] retry: Retry in")
+
+
+def deferrals(log: str) -> int:
+    """Sends the limiter refused, from a send worker's log: in batches and as tasks of one."""
+    in_batches = sum(int(n) for n in DEFERRED_IN_BATCH.findall(log))
+    return in_batches + len(DEFERRED_ALONE.findall(log))
 
 
 def start_send_workers(env: dict[str, str], count: int, concurrency: int) -> list[Process]:
@@ -124,7 +133,7 @@ def run(
     result["duplicated"] = len(received) - len({m["body"]["to"] for m in received})
     result["sent_by_worker"] = [len(SENT_LINE.findall(proc.output())) for proc in processes]
     # Few deferrals mean the limiter seldom refused: the workers, not the limit, set the pace.
-    result["deferred_by_worker"] = [len(DEFERRED_LINE.findall(proc.output())) for proc in processes]
+    result["deferred_by_worker"] = [deferrals(proc.output()) for proc in processes]
     return result
 
 
