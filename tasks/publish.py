@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from celery import Celery, current_app, signals
+from celery import Celery, current_app, current_task, signals
 from kombu.serialization import dumps as kombu_dumps
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
@@ -76,11 +76,18 @@ class TaskPublisher:
         """The JSON envelope kombu's Redis transport would push for this task, and Celery's
         task message it was built from."""
         task_id = str(uuid.uuid4())
+        # Published from inside a task: the new task is its child, as with apply_async, so that
+        # logs and Flower follow a webhook through every step it leads to.
+        parent = current_task.request if current_task else None
+        parent_id = parent.id if parent is not None else None
+        root_id = (parent.root_id or parent_id) if parent is not None else None
         task_message = self.celery_app.amqp.create_task_message(
             task_id,
             task_name,
             args,
             {},
+            root_id=root_id,
+            parent_id=parent_id,
             argsrepr=argsrepr,
             kwargsrepr="{}",
             ignore_result=True,

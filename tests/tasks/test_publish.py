@@ -150,3 +150,17 @@ def test_each_conversation_step_is_published_journaled(redis_client):
     assert redis_client.zcard(keys.TASK_JOURNAL_DUE) == 3
     # What Flower and the logs show of them: ids, never the customer's words.
     assert all("Cuánto" not in json.loads(m)["headers"]["argsrepr"] for m in messages)
+
+
+@shared_task(base=GatewayTask, name="tests.hands_on")
+def hands_on(turn: dict) -> None:
+    """A step that hands a turn on, as a webhook task does."""
+    from tasks.context import enqueue_turn
+
+    enqueue_turn(turn)
+
+
+def test_a_step_published_from_a_task_is_its_child(redis_client):
+    hands_on.apply(args=[{"type": "text", "id": "wamid.turn-2"}], task_id="webhook-task")
+    headers = json.loads(redis_client.lindex("context", 0))["headers"]
+    assert (headers["parent_id"], headers["root_id"]) == ("webhook-task", "webhook-task")
