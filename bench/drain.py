@@ -157,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         f"http://127.0.0.1:{sim_port}",
         GATEWAY_API_KEYS=API_KEY,
         SEND_RATE_LIMITS=f"{NUMBER}=1000",
-        LOG_LEVEL="WARNING",
     )
     processes = []
     report: dict = {"machine": machine(), "date": today(), "send_concurrency": args.concurrency}

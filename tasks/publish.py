@@ -38,22 +38,12 @@ from app.db import get_redis
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] dedup mark, KEYS[2] queue list, KEYS[3] journal, KEYS[4] journal due times.
-# ARGV[1] mark TTL, ARGV[2] message, ARGV[3] task id, ARGV[4] now. 1 queued, 0 duplicate.
-_MARK_AND_PUSH = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
-  return 1
+# KEYS[1] queue list, KEYS[2] journal, KEYS[3] journal due times, KEYS[4] (optional) dedup mark.
+# ARGV[1] message, ARGV[2] task id, ARGV[3] now, ARGV[4] mark TTL. 1 queued, 0 already marked.
+_QUEUE = """
+if #KEYS == 4 and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[4]) then
+  return 0
 end
-return 0
-"""
-
-
-# KEYS[1] queue list, KEYS[2] journal, KEYS[3] journal due times. ARGV[1] message, ARGV[2] task
-# id, ARGV[3] now.
-_PUSH = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -67,8 +57,7 @@ class TaskPublisher:
     def __init__(self, celery_app: Celery, redis_client: redis.Redis):
         self.celery_app = celery_app
         self.redis = redis_client
-        self._mark_and_push = redis_client.register_script(_MARK_AND_PUSH)
-        self._push = redis_client.register_script(_PUSH)
+        self._queue_script = redis_client.register_script(_QUEUE)
 
     def message(
         self, task_name: str, args: list[Any], queue: str, argsrepr: str
@@ -122,25 +111,31 @@ class TaskPublisher:
         argsrepr: str,
     ) -> bool:
         """Queue the task unless ``dedup_key`` is already marked; True if it was queued."""
-        message, task_message = self.message(task_name, args, queue, argsrepr)
-        queued = bool(
-            self._mark_and_push(
-                keys=[dedup_key, queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE],
-                args=[dedup_ttl, message, task_message.headers["id"], time.time()],
-            )
-        )
-        if queued:
-            self._published(task_name, task_message, queue)
-        return queued
+        return self._queue(task_name, args, queue, argsrepr, mark=(dedup_key, dedup_ttl))
 
     def publish(self, task_name: str, args: list[Any], *, queue: str, argsrepr: str) -> None:
         """Queue the task, journaled until a worker finishes it, in one atomic step."""
+        self._queue(task_name, args, queue, argsrepr)
+
+    def _queue(
+        self,
+        task_name: str,
+        args: list[Any],
+        queue: str,
+        argsrepr: str,
+        mark: tuple[str, int] | None = None,
+    ) -> bool:
+        """Queue and journal the task in one step, unless ``mark`` (key, TTL) is already set."""
         message, task_message = self.message(task_name, args, queue, argsrepr)
-        self._push(
-            keys=[queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE],
-            args=[message, task_message.headers["id"], time.time()],
-        )
-        self._published(task_name, task_message, queue)
+        script_keys = [queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE]
+        script_args = [message, task_message.headers["id"], time.time()]
+        if mark is not None:
+            script_keys.append(mark[0])
+            script_args.append(mark[1])
+        queued = bool(self._queue_script(keys=script_keys, args=script_args))
+        if queued:
+            self._published(task_name, task_message, queue)
+        return queued
 
     @staticmethod
     def _published(task_name: str, task_message: Any, queue: str) -> None:
