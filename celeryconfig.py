@@ -1,29 +1,29 @@
 """Celery settings, each with its reason. Settings only: the one Celery app lives in ``workers``.
 
-Values that differ between deployments come from the environment, so every process type of the
+Values that differ between deployments come from the gateway's one settings object
+(:func:`app.config.get_settings`: the environment and ``.env``), so every process type of the
 Procfile is configured the same way.
 """
 
 from __future__ import annotations
 
-import os
-
 from kombu import Queue
 
+from app.config import ConfigError, get_settings
 
-def _seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
+_settings = get_settings()
 
 # --- Broker -----------------------------------------------------------------------------------
 
-# Required: the worker and web processes refuse to start without it (app.config).
-broker_url = os.environ.get("REDIS_URL")
+if not _settings.redis_url:
+    # Without it Celery would fall back to amqp://localhost and, where RabbitMQ runs, use it.
+    raise ConfigError(["REDIS_URL is missing"])
+broker_url = _settings.redis_url
 # Outcomes live in the gateway's own message store; a result backend would only fill Redis.
 result_backend = None
 task_ignore_result = True
 
-VISIBILITY_TIMEOUT = _seconds("CELERY_VISIBILITY_TIMEOUT", 300)
+VISIBILITY_TIMEOUT = _settings.visibility_timeout
 """Seconds before Redis hands an unacknowledged task to another worker.
 
 With late acknowledgement this is how the task of a killed worker, or of a worker cut off from
@@ -75,10 +75,10 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 # Bound every task: a send that hangs past its HTTP timeouts is killed rather than holding a slot.
 # Both stay inside MAX_DEFERRAL, so no running task can outlive the visibility timeout either.
-task_soft_time_limit = min(_seconds("CELERY_TASK_SOFT_TIME_LIMIT", 60), MAX_DEFERRAL * 0.8)
-task_time_limit = min(_seconds("CELERY_TASK_TIME_LIMIT", 90), MAX_DEFERRAL)
+task_soft_time_limit = min(_settings.task_soft_time_limit, MAX_DEFERRAL * 0.8)
+task_time_limit = min(_settings.task_time_limit, MAX_DEFERRAL)
 # Replace a child process after many tasks, so a slow leak cannot grow without bound.
-worker_max_tasks_per_child = int(os.environ.get("CELERY_MAX_TASKS_PER_CHILD", 10000))
+worker_max_tasks_per_child = _settings.max_tasks_per_child
 worker_cancel_long_running_tasks_on_connection_loss = False
 
 # --- Queues and routes ------------------------------------------------------------------------
@@ -99,7 +99,7 @@ SEND_BATCHED_LANES = ("normal", "bulk")
 costs the broker one task per batch instead of one per message. ``high`` stays one message per
 task, so a reply never waits behind others in a batch."""
 
-SEND_BATCH_SIZE = int(os.environ.get("SEND_BATCH_SIZE", 50))
+SEND_BATCH_SIZE = _settings.send_batch_size
 """Messages per batch task; 1 sends every message as a task of its own."""
 
 SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
@@ -132,7 +132,7 @@ task_send_sent_event = False
 timezone = "UTC"
 enable_utc = True
 
-ALERT_CHECK_INTERVAL = _seconds("ALERT_CHECK_INTERVAL", 30)
+ALERT_CHECK_INTERVAL = _settings.alert_check_interval
 """Seconds between two runs of the alert checks."""
 
 beat_schedule: dict = {

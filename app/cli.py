@@ -12,14 +12,18 @@ from dataclasses import asdict
 
 import requests
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, get_settings, load_settings
 from app.credentials import CredentialError
-
-DEFAULT_SIMULATOR_PORT = 8025
-"""Where ``wa-gateway simulator`` listens unless told otherwise."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        if (sys.argv[1:] if argv is None else argv)[:2] == ["config", "check"]:
+            return _config_check(argparse.Namespace())  # names the missing variables too
+        print(exc, file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="wa-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -39,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("simulator", help="run the Cloud API simulator, or act as a customer")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument(
-        "--port", type=int, default=int(os.environ.get("SIMULATOR_PORT", DEFAULT_SIMULATOR_PORT))
+        "--port", type=int, default=settings.simulator_port
     )
     sim.add_argument(
         "--webhook-url",
-        default=os.environ.get("SIMULATOR_WEBHOOK_URL"),
+        default=settings.simulator_webhook_url or None,
         help="the gateway's webhook URL, where statuses and customer messages go",
     )
     sim.add_argument(
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim.add_argument(
         "--faults",
-        default=os.environ.get("SIMULATOR_FAULTS", ""),
+        default=settings.simulator_faults,
         help="initial faults as JSON, e.g. '{\"error_rate\": 0.1}'",
     )
     sim.add_argument(
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim.add_argument(
         "--not-on-whatsapp",
-        default=os.environ.get("SIMULATOR_NOT_ON_WHATSAPP", ""),
+        default=settings.simulator_not_on_whatsapp,
         help="comma-separated numbers that have no WhatsApp account (error 131026)",
     )
     sim.add_argument(
@@ -137,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     revoke.set_defaults(func=_apikeys_revoke)
 
     flower = commands.add_parser("flower", help="run Flower, refusing to run it without basic auth")
-    flower.add_argument("--address", default=os.environ.get("FLOWER_ADDRESS", "127.0.0.1"))
-    flower.add_argument("--port", type=int, default=int(os.environ.get("FLOWER_PORT", 5555)))
+    flower.add_argument("--address", default=settings.flower_address)
+    flower.add_argument("--port", type=int, default=settings.flower_port)
     flower.set_defaults(func=_flower)
 
     from app.dead_letter_cli import add_commands as add_dlq_commands
@@ -168,18 +172,20 @@ def _run(args: argparse.Namespace) -> int:
 def _simulator_serve(args: argparse.Namespace) -> int:
     from app.simulator.server import Faults, SimulatorConfig, serve
 
-    missing = [
-        n
-        for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_WEBHOOK_SECRET", "WHATSAPP_PHONE_NUMBER_ID")
-        if not os.environ.get(n)
-    ]
+    settings = get_settings()
+    needed = {
+        "WHATSAPP_ACCESS_TOKEN": settings.access_token,
+        "WHATSAPP_WEBHOOK_SECRET": settings.webhook_secret,
+        "WHATSAPP_PHONE_NUMBER_ID": settings.phone_number_id,
+    }
+    missing = [name for name, value in needed.items() if not value]
     if missing:
         print("the simulator needs " + ", ".join(missing), file=sys.stderr)
         return 2
     config = SimulatorConfig(
-        access_token=os.environ["WHATSAPP_ACCESS_TOKEN"],
-        webhook_secret=os.environ["WHATSAPP_WEBHOOK_SECRET"],
-        phone_number_id=os.environ["WHATSAPP_PHONE_NUMBER_ID"],
+        access_token=settings.access_token,
+        webhook_secret=settings.webhook_secret,
+        phone_number_id=settings.phone_number_id,
         webhook_url=args.webhook_url,
     )
     if args.status_delay is not None:
@@ -223,7 +229,7 @@ def _simulator_say(args: argparse.Namespace) -> int:
 def _redis_from_env():
     from app.db import get_redis
 
-    redis_url = os.environ.get("REDIS_URL")
+    redis_url = get_settings().redis_url
     if not redis_url:
         raise CredentialError("REDIS_URL is missing")
     return get_redis(redis_url)
@@ -284,7 +290,7 @@ def _numbers_remove(args: argparse.Namespace) -> int:
 def _api_key_registry():
     from app.api_keys import ApiKeyRegistry
 
-    return ApiKeyRegistry(_redis_from_env(), os.environ.get("GATEWAY_API_KEYS", ""))
+    return ApiKeyRegistry(_redis_from_env(), get_settings().api_keys)
 
 
 @_credential_command
@@ -328,7 +334,7 @@ def _flower(args: argparse.Namespace) -> int:
     from app.ops.flower import FlowerConfigError, flower_command
 
     try:
-        argv, env = flower_command(args.address, args.port, os.environ)
+        argv, env = flower_command(args.address, args.port, get_settings(), os.environ)
     except FlowerConfigError as exc:
         print(f"flower: {exc}", file=sys.stderr)
         return 2

@@ -10,16 +10,15 @@ the old key can be dropped once rotation has run.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import redis
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from app import keys
+from app.config import get_settings
 from app.whatsapp.errors import GatewayError
 
 ENCRYPTION_KEYS_ENV = "GATEWAY_ENCRYPTION_KEYS"
@@ -48,10 +47,10 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def load_cipher(environ: Mapping[str, str] | None = None) -> MultiFernet:
-    """The keys from the environment (or the OS keyring); the first one encrypts."""
-    environ = os.environ if environ is None else environ
-    raw = environ.get(ENCRYPTION_KEYS_ENV, "").strip() or _from_keyring()
+def load_cipher(keys: str | None = None) -> MultiFernet:
+    """The keys ``keys`` (default: the ``GATEWAY_ENCRYPTION_KEYS`` setting, else the OS keyring)
+    lists, comma-separated; the first one encrypts."""
+    raw = (get_settings().encryption_keys if keys is None else keys).strip() or _from_keyring()
     if not raw:
         raise CredentialError(
             f"{ENCRYPTION_KEYS_ENV} is not set: create a key with 'wa-gateway keys generate'"

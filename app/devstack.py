@@ -21,6 +21,8 @@ from pathlib import Path
 
 import requests
 
+from app.config import get_settings
+
 STATE_DIR = Path(".wa-gateway")
 """Local state of the embedded sandbox: Redis's data and the sandbox credentials."""
 
@@ -78,15 +80,18 @@ def run_stack(demo: bool = True) -> int:
     """Start the processes and block until Ctrl-C (or one of them stops)."""
     from honcho.manager import Manager  # only the run command needs it; the demo does not
 
+    settings = get_settings()
+
     env = dict(os.environ)
     # The Procfile names console scripts; make this interpreter's scripts directory win.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     web_port = int(env.setdefault("PORT", "8000"))
-    flower_port = int(env.setdefault("FLOWER_PORT", "5555"))
+    flower_port = settings.flower_port
+    env["FLOWER_PORT"] = str(flower_port)
     manager = Manager()
 
-    if not env.get("REDIS_URL"):
+    if not settings.redis_url:
         redis_server = shutil.which("redis-server")
         if not redis_server:
             print(
@@ -121,11 +126,11 @@ def run_stack(demo: bool = True) -> int:
             env=env,
         )
 
-    sandbox = not env.get("WHATSAPP_ACCESS_TOKEN")
+    sandbox = not settings.access_token
     simulator_url = None
     if sandbox:
         env.update(sandbox_credentials())
-        sim_port = free_port(int(env.get("SIMULATOR_PORT", 8025)))
+        sim_port = free_port(settings.simulator_port)
         simulator_url = f"http://127.0.0.1:{sim_port}"
         env["WHATSAPP_API_BASE_URL"] = simulator_url
         env.setdefault("GATEWAY_SANDBOX", "1")

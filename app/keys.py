@@ -58,6 +58,9 @@ No TTL: credentials stay until an operator removes them."""
 OPS_WINDOW_BUCKET = PREFIX + ":ops:window:{bucket}"
 """Counters of one time bucket (hash: sends, errors, durations...) that every process adds to, so
 alert checks and scrape-time gauges see the whole deployment, not one process."""
+OPS_BUCKET_SECONDS = 10
+"""Width of one ops-window bucket: the resolution of every alert window."""
+
 OPS_WINDOW_TTL = 3600
 """A bucket outlives the longest window anyone reads (ALERT_WINDOW_SECONDS is capped below it)."""
 

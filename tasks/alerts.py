@@ -10,7 +10,7 @@ from celery import shared_task
 import celeryconfig
 from app.config import get_settings
 from app.db import get_redis
-from app.ops.alerts import AlertEvaluator, AlertHandler, AlertThresholds, handlers_from_env
+from app.ops.alerts import AlertEvaluator, AlertHandler, AlertThresholds, handlers_from_settings
 from app.ops.queues import KOMBU_PRIORITY_STEPS
 from app.ops.state import read_state
 
@@ -20,14 +20,14 @@ PRIORITY_STEPS = celeryconfig.broker_transport_options.get("priority_steps", KOM
 
 @lru_cache(maxsize=1)
 def _handlers() -> tuple[AlertHandler, ...]:
-    return tuple(handlers_from_env())  # one HTTP session per handler per process
+    return tuple(handlers_from_settings())  # one HTTP session per handler per process
 
 
 @shared_task(name="alerts.evaluate", ignore_result=True)
 def evaluate_alerts() -> dict[str, Any]:
     """Read the deployment's state, run every check and notify what changed."""
     redis_client = get_redis(get_settings().redis_url)
-    thresholds = AlertThresholds.from_env()
+    thresholds = AlertThresholds.from_settings()
     state = read_state(
         redis_client,
         QUEUES,

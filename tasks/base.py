@@ -22,7 +22,6 @@ Three traps of Celery on Redis are closed here rather than left to each task:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -39,10 +38,10 @@ from app.delivery.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-MAX_REDELIVERIES = int(os.environ.get("TASK_MAX_REDELIVERIES", 3))
+MAX_REDELIVERIES = get_settings().task_max_redeliveries
 """Runs of one task that may end with their worker dead before the task is treated as poison."""
 
-SEND_POLICY = RetryPolicy.from_env(max_deferral=celeryconfig.MAX_DEFERRAL)
+SEND_POLICY = RetryPolicy.from_settings(max_deferral=celeryconfig.MAX_DEFERRAL)
 """The send retry policy, its delays capped by the broker's visibility timeout."""
 
 REDIS_FAILURE_PAUSE = 1.0

@@ -10,7 +10,6 @@ from celery import shared_task
 
 import celeryconfig
 from app.config import get_settings
-from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
 from app.conversations.responder import ReplyService, add_response_observer, build_responder
@@ -33,13 +32,13 @@ def reply_service() -> ReplyService:
     """This process's responder service, built on first use (after the worker forked)."""
     service = _services.get(os.getpid())
     if service is None:
-        settings = get_conversation_settings()
+        settings = get_settings()
         service = _services[os.getpid()] = ReplyService(
             build_responder(settings),
-            redis_client=get_redis(get_settings().redis_url),
-            timeout=settings.timeout,
-            fallback_reply=settings.fallback_reply,
-            cache_ttl=settings.cache_ttl,
+            redis_client=get_redis(settings.redis_url),
+            timeout=settings.responder_timeout,
+            fallback_reply=settings.responder_fallback_reply,
+            cache_ttl=settings.ai_cache_ttl,
         )
     return service
 
@@ -66,12 +65,11 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     failure or a lost worker) takes up where the first run stopped.
     """
     settings = get_settings()
-    conversation_settings = get_conversation_settings()
     # Receipts and downloads use the token of the number each message was sent to.
     fetch_media = MediaFetcher(
         lambda phone_number_id: client_for(settings, phone_number_id),
-        conversation_settings.media_dir,
-        conversation_settings.media_max_bytes,
+        settings.media_dir,
+        settings.media_max_bytes,
     )
     with observe_webhook(payload) as observed:
         try:
@@ -103,7 +101,7 @@ def answer_turn_task(turn: dict[str, Any]) -> str | None:
         service=reply_service(),
         enqueue_send=enqueue_send,
         enqueue_reply=enqueue_reply,
-        context_messages=get_conversation_settings().context_messages,
+        context_messages=get_settings().context_messages,
     )
 
 

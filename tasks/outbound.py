@@ -51,7 +51,7 @@ def sender() -> Sender:
     redis_client = get_redis(settings.redis_url)
     limiter = _limiters.get(id(redis_client))
     if limiter is None:
-        limiter = _limiters[id(redis_client)] = SendRateLimiter.from_env(redis_client)
+        limiter = _limiters[id(redis_client)] = SendRateLimiter.from_settings(redis_client)
     return Sender(
         store=MessageStore(redis_client),
         dead_letters=DeadLetterStore(redis_client),

@@ -35,6 +35,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _session_redis.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that changes the environment sees it read
+    again, and leaves nothing cached for the next test."""
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     """The session Redis (ours alone), empty before and after the test."""
@@ -71,12 +82,13 @@ def second_number(redis_client, monkeypatch):
     accepts only the second number's token and path, so a request that reaches it with success
     proves it carried them.
     """
-    from app.config import load_settings
+    from app.config import get_settings, load_settings
     from app.credentials import NumberRegistry, SendingNumber, generate_key, load_cipher
     from app.whatsapp.client import reset_clients
     from tests.stack import SECOND_NUMBER, SECOND_TOKEN, SimulatorThread
 
     monkeypatch.setenv("GATEWAY_ENCRYPTION_KEYS", generate_key())
+    get_settings.cache_clear()  # read again, with the key
     NumberRegistry(redis_client, load_cipher()).add(SendingNumber(SECOND_NUMBER), SECOND_TOKEN)
     sim = SimulatorThread(access_token=SECOND_TOKEN, phone_number_id=SECOND_NUMBER)
     settings = load_settings({**os.environ, "WHATSAPP_API_BASE_URL": sim.url}, env_file=None)

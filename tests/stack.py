@@ -24,6 +24,7 @@ from typing import Any
 import redis
 import requests
 
+from app.config import Settings, load_settings
 from app.whatsapp.signature import SIGNATURE_HEADER, sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,11 @@ TEST_CREDENTIALS = {
     "WHATSAPP_WEBHOOK_SECRET": "app-secret-for-tests-0123456789abcdef",
 }
 """Credentials every test process runs with; tests search captured output for these values."""
+
+
+def settings_of(environ: dict[str, str]) -> Settings:
+    """Settings read from ``environ`` alone (no ``.env``), without requiring the credentials."""
+    return load_settings(environ, env_file=None, require_gateway=False)
 
 
 def free_port() -> int:
@@ -119,14 +125,14 @@ class RedisServer:
 class Process:
     """A child process whose output goes to a log file the test can read."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None):
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"wa-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             argv,
             env=env,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -175,8 +181,10 @@ def start_worker(
     concurrency: int = 2,
     name: str = "worker",
     pool: str = "prefork",
+    cwd: Path | None = None,
 ) -> Process:
-    """A Celery worker consuming ``queues``; returns once it is ready."""
+    """A Celery worker consuming ``queues`` (run in ``cwd``, default the project's root);
+    returns once it is ready."""
     port_name = f"{name}-{free_port()}"
     proc = Process(
         name,
@@ -199,6 +207,7 @@ def start_worker(
             "--without-gossip",
         ],
         env,
+        cwd,
     )
     wait_for(lambda: "ready." in proc.output() or proc.proc.poll() is not None, timeout=60)
     if proc.proc.poll() is not None:

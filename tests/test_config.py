@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import pytest
 
 from app.config import ConfigError, load_settings
-from tests.stack import BIN, TEST_CREDENTIALS
+from tests.stack import BIN, ROOT, TEST_CREDENTIALS, RedisServer, start_worker, wait_for
 
 GOOD = {**TEST_CREDENTIALS, "REDIS_URL": "redis://:hunter2-password@127.0.0.1:6390/0"}
 
@@ -107,3 +109,57 @@ def test_config_check_command(tmp_path):
     assert bad.returncode == 2
     assert "WHATSAPP_WEBHOOK_SECRET is missing" in bad.stderr
     assert "x y z secret" not in bad.stderr + bad.stdout
+
+
+def test_a_worker_configured_only_by_dotenv_consumes_from_that_redis(tmp_path):
+    """Celery's broker comes from the one settings object, so ``.env`` reaches it too: without
+    it a worker would fall back to amqp://localhost (a RabbitMQ, where one runs)."""
+    import workers
+
+    server = RedisServer(appendonly=False).start()
+    dotenv = {
+        **TEST_CREDENTIALS,
+        "REDIS_URL": server.url,
+        "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9",
+    }
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WHATSAPP_", "REDIS_", "CELERY_", "GATEWAY_"))
+    }
+    worker = start_worker(env, queues="alerts", concurrency=1, name="dotenv", cwd=tmp_path)
+    try:
+        assert re.search(rf"transport: +redis://\S*127\.0\.0\.1:{server.port}/0", worker.output())
+        with workers.app.connection_for_write(server.url) as connection:
+            result = workers.app.send_task("alerts.evaluate", queue="alerts", connection=connection)
+        wait_for(lambda: f"{result.id}] succeeded" in worker.output(), timeout=30)
+        assert server.client().llen("alerts") == 0
+    finally:
+        worker.stop()
+        server.close()
+
+
+def test_no_module_but_the_settings_reads_the_environment():
+    """Configuration has one reader; the places listed hand an environment to child processes."""
+    hands_on = {
+        ("app/devstack.py", "env = dict(os.environ)"),
+        (
+            "app/cli.py",
+            "argv, env = flower_command(args.address, args.port, get_settings(), os.environ)",
+        ),
+    }
+    readers = []
+    files = [
+        ROOT / "celeryconfig.py",
+        *(p for d in ("app", "tasks", "workers") for p in (ROOT / d).rglob("*.py")),
+    ]
+    for path in files:
+        relative = str(path.relative_to(ROOT))
+        if relative == "app/config.py":
+            continue
+        for line in path.read_text().splitlines():
+            if re.search(r"\bos\.(environ|getenv)\b|\bgetenv\(", line):
+                if (relative, line.strip()) not in hands_on:
+                    readers.append(f"{relative}: {line.strip()}")
+    assert readers == []

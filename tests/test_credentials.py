@@ -20,7 +20,7 @@ TOKEN = "EAAGm0PX4ZCpsBAsecret-token-value-0123456789"
 
 
 def cipher(*keys_: str) -> MultiFernet:
-    return load_cipher({"GATEWAY_ENCRYPTION_KEYS": ",".join(keys_)})
+    return load_cipher(",".join(keys_))
 
 
 def test_tokens_are_encrypted_at_rest_and_decrypt(redis_client):
@@ -73,7 +73,7 @@ def test_bad_numbers_and_tokens_are_refused_without_echo(redis_client, number, t
 @pytest.mark.parametrize("value", ["", "not-a-key", generate_key() + ",garbage"])
 def test_missing_or_malformed_keys_are_named(value):
     with pytest.raises(CredentialError) as info:
-        load_cipher({"GATEWAY_ENCRYPTION_KEYS": value})
+        load_cipher(value)
     assert "GATEWAY_ENCRYPTION_KEYS" in str(info.value)
     if value:
         assert value.split(",")[-1] not in str(info.value)

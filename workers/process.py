@@ -7,7 +7,6 @@ import logging
 from celery.signals import worker_init, worker_process_init
 
 from app.config import get_settings
-from app.conversations.config import get_conversation_settings
 from app.whatsapp.client import reset_clients
 
 log = logging.getLogger(__name__)
@@ -16,8 +15,7 @@ log = logging.getLogger(__name__)
 @worker_init.connect
 def check_configuration(**_: object) -> None:
     """Refuse to start a worker whose environment is incomplete; the error names the variables."""
-    get_settings()
-    get_conversation_settings()
+    get_settings().require_gateway()
 
 
 @worker_process_init.connect

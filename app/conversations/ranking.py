@@ -3,7 +3,7 @@
 Each exchange is scored by recency (last hour, last day, older), lexical relevance to the current
 message (TF-IDF cosine over accent-folded, stop-word-free, plural-stemmed terms, so a word shared by
 every message counts for little) and the important entities it mentions (prices, orders, bookings,
-products, complaints). The best :data:`~app.conversations.config.DEFAULT_CONTEXT_MESSAGES` are kept
+products, complaints). The best :data:`~app.config.DEFAULT_CONTEXT_MESSAGES` are kept
 in time order; the others, and anything folded earlier, are handed over as one summary.
 """
 
@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.conversations.config import DEFAULT_CONTEXT_MESSAGES
+from app.config import DEFAULT_CONTEXT_MESSAGES
 from app.conversations.context import Conversation, Exchange
 from app.conversations.text import entities, normalise, terms
 

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import redis
 
 from app import keys
+from app.config import Settings
 from app.conversations.cache import ReplyCache, count
-from app.conversations.config import ConversationSettings
 from app.conversations.profile import Profile
 from app.conversations.ranking import RankedContext
 from app.conversations.text import fold
@@ -200,25 +200,25 @@ def call_with_timeout(call: Callable[[], Any], timeout: float) -> Any:
     return outcome.get("value")
 
 
-def build_responder(settings: ConversationSettings) -> Responder:
+def build_responder(settings: Settings) -> Responder:
     """The backend ``RESPONDER_BACKEND`` names, configured from ``settings``."""
-    if settings.backend == "openai":
+    if settings.responder_backend == "openai":
         from app.conversations.remote import OpenAIChatResponder
 
         return OpenAIChatResponder(
             base_url=settings.openai_base_url,
             model=settings.openai_model,
             api_key=settings.openai_api_key,
-            timeout=settings.timeout,
+            timeout=settings.responder_timeout,
             system_prompt=settings.openai_system_prompt or None,
         )
-    if settings.backend == "http":
+    if settings.responder_backend == "http":
         from app.conversations.remote import AgentWebhookResponder
 
         return AgentWebhookResponder(
             url=settings.agent_webhook_url,
             token=settings.agent_webhook_token or None,
-            timeout=settings.timeout,
+            timeout=settings.responder_timeout,
         )
     from app.conversations.rules import RulesResponder
 

@@ -22,27 +22,25 @@ is taken when the caller comes back and asks again.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import redis
 
 from app import keys
+from app.config import MAX_SENDER_RATE, Settings, get_settings
 
-DEFAULT_SENDER_RATE = float(os.environ.get("SEND_RATE_LIMIT", 80))
-"""Messages per second per sending number, unless ``SEND_RATE_LIMITS`` names the number."""
+DEFAULT_SENDER_RATE = get_settings().send_rate_limit
+"""Messages per second per sending number (``SEND_RATE_LIMIT``), unless ``SEND_RATE_LIMITS`` names
+the number."""
 
-MAX_SENDER_RATE = 1000.0
-"""Meta's highest throughput tier, in messages per second; no configuration may exceed it."""
-
-BURST_SECONDS = float(os.environ.get("SEND_RATE_BURST_SECONDS", 0.1))
+BURST_SECONDS = get_settings().send_rate_burst_seconds
 """A number's burst, in seconds of its rate (at least one message): 8 messages at 80/s."""
 
-PAIR_INTERVAL = float(os.environ.get("SEND_PAIR_INTERVAL", 6.0))
+PAIR_INTERVAL = get_settings().send_pair_interval
 """Seconds between messages to the same recipient in the long run (Meta's pair rate limit)."""
 
-PAIR_BURST = int(os.environ.get("SEND_PAIR_BURST", 3))
+PAIR_BURST = get_settings().send_pair_burst
 """Messages that may go to one recipient back to back before the pair interval applies."""
 
 LANE_SHARE = {"high": 1.0, "normal": 0.75, "bulk": 0.5}
@@ -97,27 +95,6 @@ return {0, string.format('%.6f', wake - now)}
 """
 
 
-def parse_rates(spec: str) -> dict[str, float]:
-    """Per-number rates from ``"106540352242922=200,106540352242923=1000"``.
-
-    Raises ValueError naming the entry that is malformed or above Meta's highest tier.
-    """
-    rates: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        number, sep, value = item.partition("=")
-        try:
-            rate = float(value)
-        except ValueError:
-            rate = -1.0
-        if not sep or not number.strip().isdigit() or not 0 < rate <= MAX_SENDER_RATE:
-            raise ValueError(
-                f"SEND_RATE_LIMITS entry {item!r} must be <phone_number_id>=<messages per second>, "
-                f"at most {MAX_SENDER_RATE:g}"
-            )
-        rates[number.strip()] = rate
-    return rates
-
-
 @dataclass(frozen=True)
 class Bucket:
     """One token bucket's shape: ``rate`` tokens a second, at most ``burst`` at once."""
@@ -156,10 +133,17 @@ class SendRateLimiter:
         self._acquire = self.redis.register_script(_ACQUIRE)
 
     @classmethod
-    def from_env(cls, redis_client: redis.Redis, environ: Mapping[str, str] | None = None):
-        """A limiter configured by ``SEND_RATE_LIMITS`` (and the module's other settings)."""
-        environ = os.environ if environ is None else environ
-        return cls(redis_client, rates=parse_rates(environ.get("SEND_RATE_LIMITS", "")))
+    def from_settings(cls, redis_client: redis.Redis, settings: Settings | None = None):
+        """A limiter configured by ``SEND_RATE_LIMIT``, ``SEND_RATE_LIMITS`` and the bursts."""
+        settings = settings or get_settings()
+        return cls(
+            redis_client,
+            default_rate=settings.send_rate_limit,
+            rates=settings.send_rate_limits,
+            burst_seconds=settings.send_rate_burst_seconds,
+            pair_interval=settings.send_pair_interval,
+            pair_burst=settings.send_pair_burst,
+        )
 
     def sender_bucket(self, phone_number_id: str) -> Bucket:
         """The bucket of a sending number."""

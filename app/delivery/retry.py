@@ -14,21 +14,21 @@ visibility timeout: a retry that waited longer would be redelivered by Redis whi
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-RETRY_BASE_DELAY = float(os.environ.get("SEND_RETRY_BASE_DELAY", 2.0))
+from app.config import Settings, get_settings
+
+RETRY_BASE_DELAY = get_settings().send_retry_base_delay
 """Seconds of the first retry's backoff ceiling; each further failure doubles it."""
 
-RETRY_MAX_DELAY = float(os.environ.get("SEND_RETRY_MAX_DELAY", 300.0))
+RETRY_MAX_DELAY = get_settings().send_retry_max_delay
 """The longest backoff asked for (it is also capped by the visibility timeout)."""
 
-MAX_ATTEMPTS = int(os.environ.get("SEND_MAX_ATTEMPTS", 8))
+MAX_ATTEMPTS = get_settings().send_max_attempts
 """Transient failures of one message before it is dead-lettered as ``retries_exhausted``."""
 
-MAX_THROTTLED = int(os.environ.get("SEND_MAX_THROTTLED", 30))
+MAX_THROTTLED = get_settings().send_max_throttled
 """Throttling answers from Meta for one message before it is dead-lettered as ``throttled``."""
 
 
@@ -49,15 +49,15 @@ class RetryPolicy:
             raise ValueError("SEND_MAX_ATTEMPTS and SEND_MAX_THROTTLED must be at least 1")
 
     @classmethod
-    def from_env(cls, max_deferral: float, environ: Mapping[str, str] | None = None):
+    def from_settings(cls, max_deferral: float, settings: Settings | None = None):
         """The policy configured by ``SEND_MAX_ATTEMPTS``, ``SEND_MAX_THROTTLED`` and the delays."""
-        env = os.environ if environ is None else environ
+        settings = settings or get_settings()
         return cls(
             max_deferral=max_deferral,
-            max_attempts=int(env.get("SEND_MAX_ATTEMPTS", MAX_ATTEMPTS)),
-            max_throttled=int(env.get("SEND_MAX_THROTTLED", MAX_THROTTLED)),
-            base_delay=float(env.get("SEND_RETRY_BASE_DELAY", RETRY_BASE_DELAY)),
-            max_delay=float(env.get("SEND_RETRY_MAX_DELAY", RETRY_MAX_DELAY)),
+            max_attempts=settings.send_max_attempts,
+            max_throttled=settings.send_max_throttled,
+            base_delay=settings.send_retry_base_delay,
+            max_delay=settings.send_retry_max_delay,
         )
 
     @property

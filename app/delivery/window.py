@@ -8,7 +8,6 @@ Meta would refuse with 131047, or send the configured fallback template instead.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.config import Settings, get_settings
 
 WINDOW_SECONDS = keys.CUSTOMER_WINDOW_TTL
 """How long after a customer's last message free-form messages are allowed."""
@@ -95,10 +95,9 @@ class FallbackTemplate:
         return cls(name.strip(), language.strip() or "en_US")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> FallbackTemplate | None:
+    def from_settings(cls, settings: Settings | None = None) -> FallbackTemplate | None:
         """The template named by ``WINDOW_FALLBACK_TEMPLATE``, if any."""
-        environ = os.environ if environ is None else environ
-        return cls.parse(environ.get("WINDOW_FALLBACK_TEMPLATE", ""))
+        return cls.parse((settings or get_settings()).window_fallback_template)
 
     def message_for(self, original: Mapping[str, Any]) -> dict[str, Any]:
         """The template message that replaces ``original``, to the same recipient."""

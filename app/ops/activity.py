@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 
 import redis
 
 from app import keys
+from app.config import get_settings
 
-ACTIVE_CONVERSATION_WINDOW = float(os.environ.get("ACTIVE_CONVERSATION_WINDOW", 24 * 3600))
+ACTIVE_CONVERSATION_WINDOW = get_settings().active_conversation_window
 """A conversation is active while the customer wrote within this many seconds: by default Meta's
 24-hour customer service window, in which free-form replies may be sent."""
 

@@ -15,14 +15,13 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import smtplib
 import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -30,6 +29,7 @@ import redis
 import requests
 
 from app import keys
+from app.config import Settings, get_settings
 from app.ops.state import DeploymentState
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,16 @@ RESOLVED = "resolved"
 HISTORY_SIZE = 1000
 """Alert notifications kept in Redis for ``GET /v1/alerts``; older ones are trimmed."""
 
-HANDLER_TIMEOUT = float(os.environ.get("ALERT_HANDLER_TIMEOUT", 10))
-"""Seconds a handler may take to deliver one notification before it counts as failed."""
+HANDLER_TIMEOUT = get_settings().alert_handler_timeout
+"""Seconds a handler may take to deliver one notification before it counts as failed
+(``ALERT_HANDLER_TIMEOUT``)."""
 
 WEBHOOK_SIGNATURE_HEADER = "X-WA-Gateway-Signature"
 """``sha256=<hex HMAC of the body>`` on generic webhook notifications when a secret is set."""
 
 
 class AlertConfigError(ValueError):
-    """An alert setting in the environment is malformed; the message names the variable."""
+    """An alert handler is configured in a way it cannot work with."""
 
 
 # --- Thresholds --------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class AlertConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AlertThresholds:
-    """Every threshold of the checks; each one has an environment variable (see ``ENV_NAMES``)."""
+    """Every threshold of the checks; each one is an ``ALERT_*`` setting (see :mod:`app.config`)."""
 
     send_error_rate: float = 0.05
     min_send_attempts: int = 20
@@ -74,43 +75,26 @@ class AlertThresholds:
     worker_queues: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
-        """Thresholds from the environment, defaults for what it does not set."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = environ.get(ENV_NAMES[f.name], "").strip()
-            if not raw:
-                continue
-            if f.name == "worker_queues":
-                values[f.name] = tuple(q.strip() for q in raw.split(",") if q.strip())
-                continue
-            kind = int if f.type in ("int", int) else float
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise AlertConfigError(f"{ENV_NAMES[f.name]} must be a number") from None
-            if value < 0:
-                raise AlertConfigError(f"{ENV_NAMES[f.name]} must not be negative")
-            values[f.name] = value
-        return cls(**values)
+    def from_settings(cls, settings: Settings | None = None) -> AlertThresholds:
+        """The thresholds the ``ALERT_*`` settings give."""
+        settings = settings or get_settings()
+        return cls(
+            send_error_rate=settings.alert_send_error_rate,
+            min_send_attempts=settings.alert_min_send_attempts,
+            processing_seconds=settings.alert_processing_seconds,
+            ai_response_seconds=settings.alert_ai_response_seconds,
+            min_duration_samples=settings.alert_min_duration_samples,
+            queue_size=settings.alert_queue_size,
+            signature_failures=settings.alert_signature_failures,
+            dead_letter_growth=settings.alert_dead_letter_growth,
+            heartbeat_timeout=settings.alert_heartbeat_timeout,
+            cooldown_seconds=settings.alert_cooldown_seconds,
+            window_seconds=settings.alert_window_seconds,
+            worker_queues=tuple(
+                q.strip() for q in settings.alert_worker_queues.split(",") if q.strip()
+            ),
+        )
 
-
-ENV_NAMES = {
-    "send_error_rate": "ALERT_SEND_ERROR_RATE",
-    "min_send_attempts": "ALERT_MIN_SEND_ATTEMPTS",
-    "processing_seconds": "ALERT_PROCESSING_SECONDS",
-    "ai_response_seconds": "ALERT_AI_RESPONSE_SECONDS",
-    "min_duration_samples": "ALERT_MIN_DURATION_SAMPLES",
-    "queue_size": "ALERT_QUEUE_SIZE",
-    "signature_failures": "ALERT_SIGNATURE_FAILURES",
-    "dead_letter_growth": "ALERT_DEAD_LETTER_GROWTH",
-    "heartbeat_timeout": "ALERT_HEARTBEAT_TIMEOUT",
-    "cooldown_seconds": "ALERT_COOLDOWN_SECONDS",
-    "window_seconds": "ALERT_WINDOW_SECONDS",
-    "worker_queues": "ALERT_WORKER_QUEUES",
-}
-"""The environment variable of each threshold."""
 
 
 # --- Checks ------------------------------------------------------------------------------------
@@ -389,41 +373,32 @@ class EmailHandler:
             smtp.send_message(message)
 
 
-def handlers_from_env(environ: Mapping[str, str] | None = None) -> list[AlertHandler]:
-    """The handlers the environment configures (any of Slack, webhook, email; possibly none)."""
-    env = os.environ if environ is None else environ
+def handlers_from_settings(settings: Settings | None = None) -> list[AlertHandler]:
+    """The handlers the settings configure (any of Slack, webhook, email; possibly none)."""
+    settings = settings or get_settings()
     handlers: list[AlertHandler] = []
-    if env.get("ALERT_SLACK_WEBHOOK_URL"):
-        handlers.append(SlackHandler(env["ALERT_SLACK_WEBHOOK_URL"]))
-    if env.get("ALERT_WEBHOOK_URL"):
-        handlers.append(
-            WebhookHandler(env["ALERT_WEBHOOK_URL"], env.get("ALERT_WEBHOOK_SECRET", ""))
-        )
-    if env.get("ALERT_EMAIL_TO"):
-        if not env.get("ALERT_SMTP_HOST"):
-            raise AlertConfigError("ALERT_EMAIL_TO is set but ALERT_SMTP_HOST is missing")
-        try:
-            port = int(env.get("ALERT_SMTP_PORT") or 587)
-        except ValueError:
-            raise AlertConfigError("ALERT_SMTP_PORT must be a port number") from None
+    if settings.alert_slack_webhook_url:
+        handlers.append(SlackHandler(settings.alert_slack_webhook_url))
+    if settings.alert_webhook_url:
+        handlers.append(WebhookHandler(settings.alert_webhook_url, settings.alert_webhook_secret))
+    if settings.alert_email_to:
         handlers.append(
             EmailHandler(
-                env["ALERT_SMTP_HOST"],
-                [r.strip() for r in env["ALERT_EMAIL_TO"].split(",") if r.strip()],
-                port=port,
-                sender=env.get("ALERT_EMAIL_FROM", ""),
-                username=env.get("ALERT_SMTP_USER", ""),
-                password=env.get("ALERT_SMTP_PASSWORD", ""),
-                security=env.get("ALERT_SMTP_SECURITY", "starttls"),
+                settings.alert_smtp_host,
+                [r.strip() for r in settings.alert_email_to.split(",") if r.strip()],
+                port=settings.alert_smtp_port,
+                sender=settings.alert_email_from,
+                username=settings.alert_smtp_user,
+                password=settings.alert_smtp_password,
+                security=settings.alert_smtp_security,
             )
         )
     return handlers
 
 
-def deployment_name(environ: Mapping[str, str] | None = None) -> str:
+def deployment_name(settings: Settings | None = None) -> str:
     """How notifications name this deployment: ``ALERT_DEPLOYMENT_NAME``, else the host name."""
-    env = os.environ if environ is None else environ
-    return env.get("ALERT_DEPLOYMENT_NAME") or socket.gethostname()
+    return (settings or get_settings()).alert_deployment_name or socket.gethostname()
 
 
 # --- History and evaluation --------------------------------------------------------------------

@@ -13,6 +13,8 @@ import shutil
 import sys
 from collections.abc import Mapping
 
+from app.config import Settings
+
 MIN_PASSWORD_LENGTH = 12
 """Shorter Flower passwords are refused: basic auth has no lockout against guessing."""
 
@@ -46,14 +48,16 @@ def _is_loopback(address: str) -> bool:
 
 
 def flower_command(
-    address: str, port: int, environ: Mapping[str, str]
+    address: str, port: int, settings: Settings, environ: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run Flower; raises :class:`FlowerConfigError` if unsafe."""
+    """The argv and environment (``environ`` with what Flower must read) that run Flower;
+    raises :class:`FlowerConfigError` if unsafe."""
     env = dict(environ)
-    basic_auth = env.get("FLOWER_BASIC_AUTH", "").strip()
+    basic_auth = settings.flower_basic_auth
     if basic_auth:
         check_basic_auth(basic_auth)
-    elif env.get("GATEWAY_SANDBOX") != "1":
+        env["FLOWER_BASIC_AUTH"] = basic_auth  # also when it came from .env: Flower reads it
+    elif not settings.sandbox:
         raise FlowerConfigError(
             "Flower needs FLOWER_BASIC_AUTH=user:password (it shows customers' messages); "
             "only the local sandbox (GATEWAY_SANDBOX=1) runs it without"

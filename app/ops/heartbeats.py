@@ -10,9 +10,10 @@ from collections.abc import Iterable
 import redis
 
 from app import keys
+from app.config import get_settings
 
-HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", 10))
-"""Seconds between a worker's heartbeats."""
+HEARTBEAT_INTERVAL = get_settings().worker_heartbeat_interval
+"""Seconds between a worker's heartbeats (``WORKER_HEARTBEAT_INTERVAL``)."""
 
 
 class WorkerHeartbeats:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
@@ -21,18 +20,11 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
-"""``json`` (one object per line, for log pipelines) or ``text`` (for a person at a terminal)."""
+from app.config import get_settings, secret_values
 
 CORRELATION_FIELDS = ("message_id", "wamid", "task_id", "task", "root_id")
 """Ids a log line carries when they are bound."""
-
-SECRET_VARIABLE = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|API_KEYS?|BASIC_AUTH|WEBHOOK_URL|_DSN)$", re.IGNORECASE
-)
-"""Environment variables whose values are secrets and must never appear in a log."""
 
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 6  # shorter values would match ordinary words
@@ -102,24 +94,9 @@ class Redactor:
         )
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
-        """Every secret value the environment holds (see :data:`SECRET_VARIABLE`)."""
-        environ = os.environ if environ is None else environ
-        found: set[str] = set()
-        for name, value in environ.items():
-            if not value:
-                continue
-            if SECRET_VARIABLE.search(name):
-                found.add(value)
-                for part in value.split(","):  # lists: API keys, user:password pairs
-                    found.add(part.strip())
-                    found.add(part.partition(":")[2].strip())
-            elif "://" in value:
-                password = urlsplit(value).password if "@" in value else None
-                if password:
-                    found.add(password)
-        found.discard("")
-        return cls(found)
+    def for_process(cls) -> Redactor:
+        """Every secret value this process knows (see :func:`app.config.secret_values`)."""
+        return cls(secret_values())
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -144,7 +121,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.redact = redactor or Redactor.from_environ()
+        self.redact = redactor or Redactor.for_process()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -173,7 +150,7 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", *args, **kwargs)
-        self.redact = redactor or Redactor.from_environ()
+        self.redact = redactor or Redactor.for_process()
 
     def format(self, record: logging.LogRecord) -> str:
         ids = " ".join(f"{k}={v}" for k, v in _context.get().items())
@@ -182,8 +159,8 @@ class TextFormatter(logging.Formatter):
 
 
 def formatter(fmt: str | None = None) -> logging.Formatter:
-    """The formatter :data:`LOG_FORMAT` (or ``fmt``) names."""
-    return TextFormatter() if (fmt or LOG_FORMAT) == "text" else JsonFormatter()
+    """The formatter ``LOG_FORMAT`` (or ``fmt``) names: json, or text for a person."""
+    return TextFormatter() if (fmt or get_settings().log_format) == "text" else JsonFormatter()
 
 
 def configure_logging(level: str | int = "INFO", fmt: str | None = None) -> None:

@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from app.config import get_settings
 from app.ops import window as w
 from app.ops.activity import ActiveConversations
 from app.ops.queues import KOMBU_PRIORITY_STEPS
@@ -45,7 +46,7 @@ from app.whatsapp import errors
 
 log = logging.getLogger(__name__)
 
-MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+MULTIPROC_DIR = get_settings().prometheus_multiproc_dir or None
 """The directory the processes of this host share their samples through; None: this process only."""
 if MULTIPROC_DIR:
     os.makedirs(MULTIPROC_DIR, exist_ok=True)  # prometheus-client fails on first write otherwise
@@ -195,13 +196,12 @@ def _shared_window() -> w.EventWindow | None:
     """The Redis window this process adds to, or None when no Redis is configured."""
     global _window
     if _window is None:
-        from app.config import ConfigError, get_settings
         from app.db import get_redis
 
-        try:
-            _window = w.EventWindow(get_redis(get_settings().redis_url))
-        except ConfigError:
+        redis_url = get_settings().redis_url
+        if not redis_url:
             return None
+        _window = w.EventWindow(get_redis(redis_url))
     return _window
 
 

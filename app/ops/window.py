@@ -4,23 +4,22 @@ same figures and any process can read them back: alert checks and scrape-time ga
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import redis
 from redis.exceptions import RedisError
 
 from app import keys
+from app.config import get_settings
 
 log = logging.getLogger(__name__)
 
-BUCKET_SECONDS = 10
+BUCKET_SECONDS = keys.OPS_BUCKET_SECONDS
 """Width of one bucket: the resolution of every window (a window is a whole number of buckets)."""
 
-DEFAULT_WINDOW_SECONDS = min(
-    float(os.environ.get("ALERT_WINDOW_SECONDS", 300)), keys.OPS_WINDOW_TTL - 2 * BUCKET_SECONDS
-)
-"""The window alert checks and rate gauges look back over; capped so its buckets still exist."""
+DEFAULT_WINDOW_SECONDS = get_settings().alert_window_seconds
+"""The window alert checks and rate gauges look back over (``ALERT_WINDOW_SECONDS``, capped in
+the settings so its buckets still exist)."""
 
 # Field names of a bucket: what each process adds to.
 SENT = "sent"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ def registry() -> ApiKeyRegistry:
     if cached is None:
         raw = current_app.config.get(CONFIG_KEY)
         if raw is None:
-            raw = os.environ.get(CONFIG_KEY, "")
+            raw = current_app.config["SETTINGS"].api_keys
         redis_client = get_redis(current_app.config["SETTINGS"].redis_url)
         cached = ApiKeyRegistry(redis_client, raw if isinstance(raw, str) else ",".join(raw))
         current_app.extensions["api_keys"] = cached

@@ -74,7 +74,7 @@ def fallback_template() -> FallbackTemplate | None:
     if "window_fallback" not in current_app.extensions:
         spec = current_app.config.get("WINDOW_FALLBACK_TEMPLATE")
         current_app.extensions["window_fallback"] = (
-            FallbackTemplate.parse(spec) if spec is not None else FallbackTemplate.from_env()
+            FallbackTemplate.parse(spec) if spec is not None else FallbackTemplate.from_settings()
         )
     return current_app.extensions["window_fallback"]
 

@@ -9,7 +9,6 @@ the proxy.
 from __future__ import annotations
 
 import hmac
-import os
 
 from flask import Blueprint, Response, current_app, request
 
@@ -29,7 +28,7 @@ PRIORITY_STEPS = celeryconfig.broker_transport_options.get("priority_steps", KOM
 @bp.get("/metrics")
 def metrics():
     """The metrics in Prometheus text format; 401 without the bearer token when one is set."""
-    token = os.environ.get("METRICS_BEARER_TOKEN", "")
+    token = current_app.config["SETTINGS"].metrics_bearer_token
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

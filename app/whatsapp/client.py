@@ -15,7 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from app import __version__
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.credentials import CredentialError, NumberRegistry, load_cipher
 from app.db import get_redis
 from app.whatsapp.builders import read_receipt
@@ -41,14 +41,12 @@ __all__ = ["GraphClient", "MediaDownload", "MediaInfo", "SendResult", "client_fo
 CONNECT_TIMEOUT = 3.05
 """Seconds to open a connection to the Graph API (just over a TCP retransmit window)."""
 
-READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT", 20.0))
-"""Seconds to wait for Meta's answer; a send that hangs longer is retried as transient."""
+READ_TIMEOUT = get_settings().graph_read_timeout
+"""Seconds to wait for Meta's answer (``GRAPH_READ_TIMEOUT``); a send that hangs longer is retried
+as transient."""
 
 POOL_SIZE = 32
 """Keep-alive connections per host, per process: enough for a threaded send pool."""
-
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-"""Where requests looks for a CA bundle named by the environment, in its order."""
 
 USER_AGENT = f"wa-gateway/{__version__} (+https://github.com/wa-gateway)"
 
@@ -67,9 +65,7 @@ def new_session(pool_size: int = POOL_SIZE) -> requests.Session:
         # No proxy to take from the environment: do not look for one on every request (requests
         # walks the whole environment each time). A CA bundle it names is still used.
         session.trust_env = False
-        session.verify = next(
-            (os.environ[v] for v in CA_BUNDLE_VARIABLES if os.environ.get(v)), True
-        )
+        session.verify = get_settings().ca_bundle
     return session
 
 

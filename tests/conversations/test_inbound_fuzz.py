@@ -8,11 +8,11 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.conversations.config import load_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, record_reply, record_turn
 from app.conversations.responder import ReplyService, build_responder
 from app.whatsapp.webhook import WebhookFormatError
 from tests.fuzz import fuzz_settings, json_values
+from tests.stack import settings_of
 from tests.web.test_webhook_fuzz import _mutate
 
 
@@ -23,7 +23,7 @@ def run_pipeline(redis_client, payload) -> None:
         handle_webhook(payload, redis_client=redis_client, enqueue_turn=turns.append)
     except WebhookFormatError:
         return
-    settings = load_conversation_settings({})
+    settings = settings_of({})
     service = ReplyService(build_responder(settings), redis_client=redis_client, timeout=5)
     for turn in turns:
         record_turn(turn, redis_client=redis_client, enqueue_answer=answers.append)

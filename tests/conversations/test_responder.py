@@ -7,7 +7,6 @@ import logging
 import pytest
 
 from app.conversations.cache import cache_stats
-from app.conversations.config import load_conversation_settings
 from app.conversations.context import Conversation
 from app.conversations.profile import Profile
 from app.conversations.ranking import rank_context
@@ -22,6 +21,7 @@ from app.conversations.responder import (
 )
 from app.conversations.rules import RulesResponder
 from tests.conversations.helpers import NUMBER, FakeAIBackend, exchange, reply
+from tests.stack import settings_of
 
 API_KEY = "sk-test-secret-key-0123456789"
 
@@ -151,15 +151,13 @@ def test_the_rules_responder_is_not_cached(redis_client):
 
 
 def test_the_backend_is_chosen_by_configuration():
-    assert build_responder(load_conversation_settings({}, env_file=None)).name == "rules"
-    settings = load_conversation_settings(
-        {"RESPONDER_BACKEND": "openai", "OPENAI_API_KEY": API_KEY, "OPENAI_MODEL": "m"},
-        env_file=None,
+    assert build_responder(settings_of({})).name == "rules"
+    settings = settings_of(
+        {"RESPONDER_BACKEND": "openai", "OPENAI_API_KEY": API_KEY, "OPENAI_MODEL": "m"}
     )
     assert build_responder(settings).name == "openai:m"
     assert API_KEY not in repr(settings)
-    settings = load_conversation_settings(
-        {"RESPONDER_BACKEND": "http", "AGENT_WEBHOOK_URL": "https://agent.example/hook"},
-        env_file=None,
+    settings = settings_of(
+        {"RESPONDER_BACKEND": "http", "AGENT_WEBHOOK_URL": "https://agent.example/hook"}
     )
     assert build_responder(settings).name.startswith("http:")

@@ -6,7 +6,8 @@ import time
 import pytest
 
 from app import keys
-from app.delivery.ratelimit import MAX_SENDER_RATE, SendRateLimiter, parse_rates
+from app.config import MAX_SENDER_RATE, parse_rates
+from app.delivery.ratelimit import SendRateLimiter
 
 NUMBER = "106540352242922"
 

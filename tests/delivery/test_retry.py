@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import ConfigError
 from app.delivery.retry import RetryPolicy
+from tests.stack import settings_of
 
 
 def test_backoff_is_full_jitter_under_an_exponential_ceiling():
@@ -29,9 +31,15 @@ def test_retry_after_is_honoured_with_a_little_jitter():
 
 
 def test_budgets_come_from_the_environment_and_are_validated():
-    policy = RetryPolicy.from_env(
-        60, {"SEND_MAX_ATTEMPTS": "3", "SEND_MAX_THROTTLED": "9", "SEND_RETRY_MAX_DELAY": "90"}
+    policy = RetryPolicy.from_settings(
+        60,
+        settings_of(
+            {"SEND_MAX_ATTEMPTS": "3", "SEND_MAX_THROTTLED": "9", "SEND_RETRY_MAX_DELAY": "90"}
+        ),
     )
     assert (policy.max_attempts, policy.max_throttled, policy.cap) == (3, 9, 60)
     with pytest.raises(ValueError):
         RetryPolicy(max_deferral=60, max_attempts=0)
+    with pytest.raises(ConfigError, match="SEND_MAX_ATTEMPTS") as info:
+        settings_of({"SEND_MAX_ATTEMPTS": "abc"})
+    assert "abc" not in str(info.value)

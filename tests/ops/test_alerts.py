@@ -9,21 +9,21 @@ import time
 
 import pytest
 
+from app.config import ConfigError
 from app.ops import alerts
 from app.ops.alerts import (
     FIRING,
     RESOLVED,
-    AlertConfigError,
     AlertEvaluator,
     AlertThresholds,
     EmailHandler,
     SlackHandler,
     WebhookHandler,
-    handlers_from_env,
+    handlers_from_settings,
 )
 from app.ops.state import DeploymentState
 from tests.ops.sinks import HttpSink, SmtpSink
-from tests.stack import wait_for
+from tests.stack import settings_of, wait_for
 
 SLACK_SECRET_PATH = "/services/T000/B000/slack-secret-path"
 
@@ -70,7 +70,7 @@ def names(events, status=FIRING):
 
 
 def test_thresholds_have_the_documented_defaults_and_read_the_environment():
-    defaults = AlertThresholds.from_env({})
+    defaults = AlertThresholds.from_settings(settings_of({}))
     assert (
         defaults.send_error_rate,
         defaults.processing_seconds,
@@ -81,14 +81,14 @@ def test_thresholds_have_the_documented_defaults_and_read_the_environment():
         10,
         900.0,
     )
-    tuned = AlertThresholds.from_env(
-        {"ALERT_QUEUE_SIZE": "50", "ALERT_WORKER_QUEUES": "inbound, send.high"}
+    tuned = AlertThresholds.from_settings(
+        settings_of({"ALERT_QUEUE_SIZE": "50", "ALERT_WORKER_QUEUES": "inbound, send.high"})
     )
     assert tuned.queue_size == 50 and tuned.worker_queues == ("inbound", "send.high")
-    with pytest.raises(AlertConfigError, match="ALERT_SEND_ERROR_RATE"):
-        AlertThresholds.from_env({"ALERT_SEND_ERROR_RATE": "five percent"})
-    with pytest.raises(AlertConfigError, match="ALERT_COOLDOWN_SECONDS"):
-        AlertThresholds.from_env({"ALERT_COOLDOWN_SECONDS": "-1"})
+    with pytest.raises(ConfigError, match="ALERT_SEND_ERROR_RATE"):
+        settings_of({"ALERT_SEND_ERROR_RATE": "five percent"})
+    with pytest.raises(ConfigError, match="ALERT_COOLDOWN_SECONDS"):
+        settings_of({"ALERT_COOLDOWN_SECONDS": "-1"})
 
 
 @pytest.mark.parametrize(
@@ -244,24 +244,26 @@ def test_email_handler_sends_through_smtp(redis_client):
     assert resolved["Subject"] == "[prod-eu] RESOLVED Webhook signature failures"
 
 
-def test_handlers_from_the_environment():
-    assert handlers_from_env({}) == []
-    configured = handlers_from_env(
-        {
-            "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/x",
-            "ALERT_WEBHOOK_URL": "https://ops.example/hook",
-            "ALERT_EMAIL_TO": "oncall@example.com",
-            "ALERT_SMTP_HOST": "smtp.example.com",
-            "ALERT_SMTP_SECURITY": "ssl",
-            "ALERT_SMTP_PORT": "465",
-        }
+def test_handlers_from_the_settings():
+    assert handlers_from_settings(settings_of({})) == []
+    configured = handlers_from_settings(
+        settings_of(
+            {
+                "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/x",
+                "ALERT_WEBHOOK_URL": "https://ops.example/hook",
+                "ALERT_EMAIL_TO": "oncall@example.com",
+                "ALERT_SMTP_HOST": "smtp.example.com",
+                "ALERT_SMTP_SECURITY": "ssl",
+                "ALERT_SMTP_PORT": "465",
+            }
+        )
     )
     assert [h.name for h in configured] == ["slack", "webhook", "email"]
     assert configured[2].port == 465 and configured[2].security == "ssl"
-    with pytest.raises(AlertConfigError, match="ALERT_SMTP_HOST"):
-        handlers_from_env({"ALERT_EMAIL_TO": "oncall@example.com"})
-    with pytest.raises(AlertConfigError, match="ALERT_SMTP_SECURITY"):
-        handlers_from_env(
+    with pytest.raises(ConfigError, match="ALERT_SMTP_HOST"):
+        settings_of({"ALERT_EMAIL_TO": "oncall@example.com"})
+    with pytest.raises(ConfigError, match="ALERT_SMTP_SECURITY"):
+        settings_of(
             {"ALERT_EMAIL_TO": "a@b.c", "ALERT_SMTP_HOST": "h", "ALERT_SMTP_SECURITY": "tls1"}
         )
 

@@ -6,32 +6,37 @@ import pytest
 import requests
 
 from app.ops.flower import FlowerConfigError, flower_command
-from tests.stack import BIN, Process, RedisServer, free_port, gateway_env, wait_for
+from tests.stack import BIN, Process, RedisServer, free_port, gateway_env, settings_of, wait_for
 
 CREDENTIALS = "ops:correct-horse-battery"
 
 
+def command(address: str, environ: dict[str, str]):
+    """Flower's argv and environment for a process whose environment is ``environ``."""
+    return flower_command(address, 5555, settings_of(environ), environ)
+
+
 def test_refuses_to_start_without_basic_auth_outside_the_sandbox():
     with pytest.raises(FlowerConfigError, match="FLOWER_BASIC_AUTH"):
-        flower_command("0.0.0.0", 5555, {})
+        command("0.0.0.0", {})
 
 
 @pytest.mark.parametrize("value", ["admin", "admin:", ":password-long-enough", "admin:short"])
 def test_refuses_malformed_or_weak_credentials(value):
     with pytest.raises(FlowerConfigError):
-        flower_command("127.0.0.1", 5555, {"FLOWER_BASIC_AUTH": value})
+        command("127.0.0.1", {"FLOWER_BASIC_AUTH": value})
 
 
 def test_the_sandbox_may_run_it_without_credentials_on_loopback_only():
-    argv, _ = flower_command("127.0.0.1", 5555, {"GATEWAY_SANDBOX": "1"})
+    argv, _ = command("127.0.0.1", {"GATEWAY_SANDBOX": "1"})
     assert argv[-2:] == ["--address=127.0.0.1", "--port=5555"]
     with pytest.raises(FlowerConfigError, match="loopback"):
-        flower_command("0.0.0.0", 5555, {"GATEWAY_SANDBOX": "1"})
+        command("0.0.0.0", {"GATEWAY_SANDBOX": "1"})
 
 
 def test_credentials_stay_out_of_the_command_line_and_metrics_out_of_the_shared_directory():
-    argv, env = flower_command(
-        "0.0.0.0", 5555, {"FLOWER_BASIC_AUTH": CREDENTIALS, "PROMETHEUS_MULTIPROC_DIR": "/tmp/m"}
+    argv, env = command(
+        "0.0.0.0", {"FLOWER_BASIC_AUTH": CREDENTIALS, "PROMETHEUS_MULTIPROC_DIR": "/tmp/m"}
     )
     assert not [arg for arg in argv if "correct-horse" in arg]
     assert env["FLOWER_BASIC_AUTH"] == CREDENTIALS

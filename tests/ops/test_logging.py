@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
+from app.config import load_settings, secret_values
 from app.ops.logging import (
     JsonFormatter,
     Redactor,
@@ -24,6 +25,7 @@ ENV = {
     "REDIS_URL": "redis://:redis-pass-777@cache:6379/0",
     "LOG_LEVEL": "INFO",
 }
+REDACTOR = Redactor(secret_values(load_settings(ENV, env_file=None, require_gateway=False), ENV))
 
 
 def emit(formatter: logging.Formatter, message: str, *args, exc_info=None, **extra) -> str:
@@ -33,7 +35,7 @@ def emit(formatter: logging.Formatter, message: str, *args, exc_info=None, **ext
 
 
 def test_a_line_is_one_json_object_with_the_bound_ids():
-    formatter = JsonFormatter(redactor=Redactor.from_environ(ENV))
+    formatter = JsonFormatter(redactor=REDACTOR)
     with log_context(task_id="1c0d9d52-1111-2222-3333-444455556666", message_id="9f2c"):
         with log_context(wamid="wamid.HBgL"):
             line = json.loads(emit(formatter, "sent %s", "ok", queue="send.high", attempts=2))
@@ -69,7 +71,7 @@ def test_phone_numbers_are_masked_but_ids_and_durations_are_not():
 
 
 def test_secrets_never_reach_a_line_whatever_the_level_or_field():
-    formatter = JsonFormatter(redactor=Redactor.from_environ(ENV))
+    formatter = JsonFormatter(redactor=REDACTOR)
     try:
         raise RuntimeError("token EAAtoken-abcdef-123456 refused")
     except RuntimeError:
@@ -101,7 +103,7 @@ def test_secrets_never_reach_a_line_whatever_the_level_or_field():
 
 
 def test_text_format_is_redacted_too():
-    formatter = TextFormatter(redactor=Redactor.from_environ(ENV))
+    formatter = TextFormatter(redactor=REDACTOR)
     with log_context(task_id="t-1"):
         line = emit(formatter, "customer 573001234567 with token EAAtoken-abcdef-123456")
     assert line.endswith("[task_id=t-1]")

@@ -4,13 +4,11 @@ the number the customer wrote to (read receipt, media download) and answered fro
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 
 import pytest
 
 import tasks.inbound
-from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn
 from app.conversations.responder import ReplyService
 from app.conversations.rules import RulesResponder
@@ -33,11 +31,8 @@ def inbound(second_number, monkeypatch, tmp_path):
     turns it hands on are kept instead of enqueued."""
     sim, settings = second_number
     turns: list[dict] = []
-    conversation_settings = dataclasses.replace(
-        get_conversation_settings(), media_dir=str(tmp_path)
-    )
+    settings = settings.model_copy(update={"media_dir": str(tmp_path)})
     monkeypatch.setattr(tasks.inbound, "get_settings", lambda: settings)
-    monkeypatch.setattr(tasks.inbound, "get_conversation_settings", lambda: conversation_settings)
     monkeypatch.setattr(tasks.inbound, "enqueue_turn", turns.append)
     return sim, settings, turns
 

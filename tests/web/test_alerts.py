@@ -31,8 +31,9 @@ def test_without_a_valid_api_key_it_is_401(client, headers):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_with_no_keys_configured_the_api_is_closed(client, monkeypatch):
+def test_with_no_keys_configured_the_api_is_closed(redis_client, monkeypatch):
     monkeypatch.setenv("GATEWAY_API_KEYS", "")
+    client = create_app({"SETTINGS": get_settings(), "TESTING": True}).test_client()
     assert client.get("/v1/alerts", headers=auth()).status_code == 401
 
 

@@ -46,8 +46,9 @@ def test_every_endpoint_wants_a_valid_bearer_key(client, redis_client, headers, 
     assert HandoffStore(redis_client).get(NUMBER, WA_ID) is None
 
 
-def test_no_configured_key_closes_the_api(client, monkeypatch):
+def test_no_configured_key_closes_the_api(redis_client, monkeypatch):
     monkeypatch.setenv("GATEWAY_API_KEYS", "")
+    client = create_app({"SETTINGS": get_settings(), "TESTING": True}).test_client()
     assert client.get(f"/v1/conversations/{WA_ID}", headers=AUTH).status_code == 401
 
 

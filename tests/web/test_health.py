@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 from app.config import get_settings
 from app.web import create_app
 
@@ -15,8 +13,8 @@ def test_ready_when_redis_and_the_broker_answer(redis_client):
 
 
 def test_not_ready_names_the_failing_check_without_its_url(redis_client):
-    unreachable = dataclasses.replace(
-        get_settings(), redis_url="redis://:hunter2-secret@127.0.0.1:1/0"
+    unreachable = get_settings().model_copy(
+        update={"redis_url": "redis://:hunter2-secret@127.0.0.1:1/0"}
     )
     client = create_app({"SETTINGS": unreachable, "TESTING": True}).test_client()
     response = client.get("/readyz")

@@ -58,8 +58,9 @@ def test_a_bad_signature_moves_its_counter(client):
     assert failures() == before + 1
 
 
-def test_metrics_require_the_bearer_token_when_one_is_set(client, monkeypatch):
+def test_metrics_require_the_bearer_token_when_one_is_set(redis_client, monkeypatch):
     monkeypatch.setenv("METRICS_BEARER_TOKEN", "scrape-token-0123456789")
+    client = create_app({"SETTINGS": get_settings(), "TESTING": True}).test_client()
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})

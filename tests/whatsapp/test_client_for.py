@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import get_settings
 from app.credentials import NumberRegistry, SendingNumber, load_cipher
 from app.whatsapp import builders
 from app.whatsapp.client import client_for, reset_clients
@@ -46,6 +47,7 @@ def test_an_unregistered_number_is_a_configuration_error_naming_it(second_number
 def test_missing_encryption_keys_are_a_configuration_error(second_number, monkeypatch):
     _, settings = second_number
     monkeypatch.delenv("GATEWAY_ENCRYPTION_KEYS")
+    get_settings.cache_clear()
     monkeypatch.setattr("app.credentials._from_keyring", lambda: "")
     with pytest.raises(ConfigurationError) as raised:
         client_for(settings, SECOND_NUMBER)
@@ -85,6 +87,7 @@ def test_sessions_read_proxies_from_the_environment_once_and_keep_its_ca_bundle(
     assert session.trust_env is False and session.verify is True  # nothing to look for
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/other.pem")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company.pem")
+    get_settings.cache_clear()  # settings are read once per process: this is a new one
     assert new_session().verify == "/etc/ssl/certs/company.pem"  # requests' own order
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert new_session().trust_env is True  # proxies (and NO_PROXY) are requests' to apply
