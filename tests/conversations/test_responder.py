@@ -23,6 +23,8 @@ from app.conversations.responder import (
 from app.conversations.rules import RulesResponder
 from tests.conversations.helpers import NUMBER, FakeAIBackend, exchange, reply
 
+pytestmark = pytest.mark.any_redis
+
 API_KEY = "sk-test-secret-key-0123456789"
 
 

@@ -8,6 +8,8 @@ import pytest
 from app import keys
 from app.delivery.ratelimit import MAX_SENDER_RATE, SendRateLimiter, parse_rates
 
+pytestmark = pytest.mark.any_redis
+
 NUMBER = "106540352242922"
 
 
