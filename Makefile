@@ -2,8 +2,12 @@
 # bench extra for pywa: .venv/bin/pip install -e '.[dev,bench]'. A missing tool skips its benchmark.
 PYTHON ?= .venv/bin/python
 
-.PHONY: bench
+.PHONY: bench test-unit
 
 # Every benchmark in turn (about 15 minutes); figures in bench/results/summary.md.
 bench:
 	$(PYTHON) -m bench
+
+# The unit tier with only the venv on the PATH, so it proves no redis-server is needed (~20 s).
+test-unit:
+	env PATH=$(abspath $(dir $(PYTHON))) $(PYTHON) -m pytest -m unit -q -p no:cacheprovider

@@ -69,8 +69,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class RedisServer:
     """A ``redis-server`` of the test's own, on a free port, that can be stopped and restarted."""
 
-    def __init__(self, appendonly: bool = True, fsync: str = "always"):
-        self.port = free_port()
+    def __init__(self, appendonly: bool = True, fsync: str = "always", port: int | None = None):
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="wa-redis-")
         self.appendonly = appendonly
         self.fsync = fsync

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import pytest
+
 from app import keys
 from app.api_keys import ApiKeyRegistry, digest, key_id
+
+pytestmark = pytest.mark.any_redis
 
 ENV_KEY = "env-key-0123456789abcdef"
 
@@ -41,6 +45,9 @@ def test_revocation_takes_effect_in_every_process_at_once(redis_client):
     }
 
 
+@pytest.mark.real_redis(
+    reason="the CLI runs as a child process, which only a real server can share"
+)
 def test_cli_create_list_revoke_and_the_api_follows(redis_client, tmp_path):
     import os
     import subprocess

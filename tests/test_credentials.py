@@ -16,6 +16,8 @@ from app.credentials import (
 )
 from tests.stack import BIN
 
+pytestmark = pytest.mark.any_redis
+
 TOKEN = "EAAGm0PX4ZCpsBAsecret-token-value-0123456789"
 
 
@@ -90,6 +92,9 @@ def run(*argv: str, env: dict, stdin: str = "") -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.real_redis(
+    reason="the CLI runs as a child process, which only a real server can share"
+)
 def test_cli_add_list_rotate_remove_never_prints_the_token(redis_client):
     old, new = generate_key(), generate_key()
     env = {"REDIS_URL": os.environ["REDIS_URL"], "GATEWAY_ENCRYPTION_KEYS": old, "PATH": ""}
@@ -117,6 +122,9 @@ def test_cli_add_list_rotate_remove_never_prints_the_token(redis_client):
     assert len(run("keys", "generate", env=env).stdout.strip()) == 44
 
 
+@pytest.mark.real_redis(
+    reason="the CLI runs as a child process, which only a real server can share"
+)
 def test_cli_without_keys_explains(redis_client):
     result = run("numbers", "list", env={"REDIS_URL": os.environ["REDIS_URL"], "PATH": ""})
     assert result.returncode == 2

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from app.conversations.inbound import claim, finish, release
+
+pytestmark = pytest.mark.any_redis
 
 
 def test_a_delivery_can_take_up_its_own_claim_but_not_anothers(redis_client):

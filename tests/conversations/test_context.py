@@ -6,11 +6,14 @@ import json
 import multiprocessing
 import os
 
+import pytest
 import redis
 
 from app import keys
 from app.conversations.context import KEPT_AFTER_FOLD, MAX_EXCHANGES, ConversationStore
 from tests.conversations.helpers import NUMBER, exchange, reply
+
+pytestmark = pytest.mark.any_redis
 
 WA_ID = "573001234567"
 
@@ -66,6 +69,7 @@ def _hammer(url: str, writer: int, count: int, start) -> None:
         store.record(NUMBER, WA_ID, exchange(f"wamid.{writer}.{i}", text), text=text)
 
 
+@pytest.mark.real_redis(reason="two processes share one store; fakeredis lives in one")
 def test_concurrent_writers_lose_no_update(redis_client):
     """Two processes record the same customer's messages at the same time, as two context
     workers would: every message is counted and every exchange is either kept or summarised."""

@@ -1,9 +1,13 @@
 """Profiles learn from what customers write, in Spanish and in English."""
 
+import pytest
+
 from app.conversations.context import ConversationStore
 from app.conversations.profile import DETAILED, QUICK, Profile, rating_in
 from app.conversations.turns import CustomerTurn
 from tests.conversations.helpers import NUMBER
+
+pytestmark = pytest.mark.any_redis
 
 
 def record(store: ConversationStore, wa_id: str, n: int, text: str, **extra) -> None:

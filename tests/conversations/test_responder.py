@@ -23,6 +23,8 @@ from app.conversations.rules import RulesResponder
 from tests.conversations.helpers import NUMBER, FakeAIBackend, exchange, reply
 from tests.stack import settings_of
 
+pytestmark = pytest.mark.any_redis
+
 API_KEY = "sk-test-secret-key-0123456789"
 
 

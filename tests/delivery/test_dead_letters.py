@@ -7,6 +7,8 @@ from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DEAD_LETTERED, FAILED, QUEUED, MessageStore
 
+pytestmark = pytest.mark.any_redis
+
 PAYLOAD = {
     "messaging_product": "whatsapp",
     "to": "573001234567",

@@ -10,6 +10,8 @@ from app.delivery.idempotency import (
     body_digest,
 )
 
+pytestmark = pytest.mark.any_redis
+
 
 @pytest.fixture
 def store(redis_client):

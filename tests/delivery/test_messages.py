@@ -12,6 +12,8 @@ from app.delivery.messages import (
     MessageStore,
 )
 
+pytestmark = pytest.mark.any_redis
+
 PAYLOAD = {
     "messaging_product": "whatsapp",
     "to": "573001234567",

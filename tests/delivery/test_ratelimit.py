@@ -9,6 +9,8 @@ from app import keys
 from app.config import MAX_SENDER_RATE, parse_rates
 from app.delivery.ratelimit import SendRateLimiter
 
+pytestmark = pytest.mark.any_redis
+
 NUMBER = "106540352242922"
 
 

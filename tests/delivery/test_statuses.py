@@ -11,6 +11,8 @@ from app.delivery.messages import DEAD_LETTERED, DELIVERED, READ, SENDING, SENT,
 from app.delivery.statuses import apply_early_statuses, apply_status, record_sent
 from app.whatsapp.webhook import Metadata, Status
 
+pytestmark = pytest.mark.any_redis
+
 PAYLOAD = {
     "messaging_product": "whatsapp",
     "to": "573001234567",

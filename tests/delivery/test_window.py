@@ -6,6 +6,8 @@ import pytest
 
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 
+pytestmark = pytest.mark.any_redis
+
 NUMBER, CUSTOMER = "106540352242922", "573001234567"
 
 

@@ -25,6 +25,8 @@ from app.ops.state import DeploymentState
 from tests.ops.sinks import HttpSink, SmtpSink
 from tests.stack import settings_of, wait_for
 
+pytestmark = pytest.mark.any_redis
+
 SLACK_SECRET_PATH = "/services/T000/B000/slack-secret-path"
 
 

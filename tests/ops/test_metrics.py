@@ -66,6 +66,7 @@ def test_graph_errors_are_labelled_by_code_and_class(shared_window):
     assert metrics.retry_reason(errors.GraphConnectionError("c")) == "connection"
 
 
+@pytest.mark.any_redis
 def test_recording_feeds_the_shared_window_every_process_reads(shared_window):
     metrics.record_sent("text", "sent")
     metrics.record_sent("text", "failed")  # the outcome, not an attempt: errors count attempts
@@ -101,6 +102,7 @@ def test_timed_responder_observes_even_a_failing_answer(shared_window):
     assert sample("whatsapp_ai_response_seconds_count", ai_action_type="classify") == before + 1
 
 
+@pytest.mark.any_redis
 def test_state_gauges_come_from_redis_at_scrape_time(shared_window, monkeypatch):
     redis_client = shared_window
     redis_client.rpush("inbound", "a", "b")
@@ -145,6 +147,7 @@ def test_a_scrape_without_redis_says_so_instead_of_failing():
     assert found == {("whatsapp_redis_up", ()): 0}
 
 
+@pytest.mark.any_redis
 def test_without_a_dead_letter_store_the_gauge_is_absent(redis_client, monkeypatch):
     monkeypatch.setitem(sys.modules, "app.delivery.dead_letters", None)  # import fails
     found = scrape(metrics.StateCollector(redis_client, ["inbound"]))

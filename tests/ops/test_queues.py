@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 import workers
@@ -11,6 +12,8 @@ from app.ops.queues import (
     unacked_count,
 )
 from tasks.outbound import send_message
+
+pytestmark = pytest.mark.any_redis
 
 
 def test_the_constants_are_kombus_own():
@@ -27,6 +30,7 @@ def test_priority_lists_name_the_plain_queue_and_each_step():
     ]
 
 
+@pytest.mark.real_redis(reason="Celery publishes to the session server, its broker")
 def test_depth_counts_tasks_published_with_every_priority(redis_client):
     for priority in (0, 1, 3, 5, 6, 9, 9):
         send_message.apply_async(args=["m"], queue="send.bulk", priority=priority)

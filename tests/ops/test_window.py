@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import pytest
 import redis
 
 from app.ops.window import EventWindow
+
+pytestmark = pytest.mark.any_redis
 
 
 def test_totals_add_up_the_buckets_inside_the_window_only(redis_client):

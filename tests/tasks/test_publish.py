@@ -48,6 +48,7 @@ def test_envelope_matches_kombus_own(redis_client):
         assert ours["properties"][key] == theirs["properties"][key]
 
 
+@pytest.mark.any_redis
 def test_mark_and_message_go_together(redis_client):
     publisher = TaskPublisher(workers.app, redis_client)
     args = dict(queue="inbound", dedup_key="wa:test:mark", dedup_ttl=60, argsrepr="x")
@@ -102,6 +103,7 @@ def test_a_task_leaves_the_journal_only_when_it_will_not_run_again(
         assert redis_client.zscore(keys.TASK_JOURNAL_DUE, "t-1") > time.time() - 60
 
 
+@pytest.mark.any_redis
 def test_the_sweep_queues_again_a_task_the_broker_lost(redis_client):
     publisher = TaskPublisher(workers.app, redis_client)
     args = dict(queue="inbound", dedup_key="wa:test:mark", dedup_ttl=60, argsrepr="x")
