@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 
 def _seconds(name: str, default: float) -> float:
@@ -105,13 +105,19 @@ SEND_BATCH_SIZE = int(os.environ.get("SEND_BATCH_SIZE", 50))
 SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
 """Seconds a batch task sends before handing the rest of its messages to a new batch task."""
 
+# Each queue bound to an exchange of its own under its own name: a bare Queue(name) takes the
+# default queue's exchange and routing key, so all six shared one binding and a message sent (or
+# restored) through it was copied into every queue.
 task_queues = [
-    Queue(QUEUE_INBOUND),
-    Queue(QUEUE_CONTEXT),
-    Queue(QUEUE_SEND_HIGH),
-    Queue(QUEUE_SEND_NORMAL),
-    Queue(QUEUE_SEND_BULK),
-    Queue(QUEUE_ALERTS),
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (
+        QUEUE_INBOUND,
+        QUEUE_CONTEXT,
+        QUEUE_SEND_HIGH,
+        QUEUE_SEND_NORMAL,
+        QUEUE_SEND_BULK,
+        QUEUE_ALERTS,
+    )
 ]
 task_default_queue = QUEUE_INBOUND
 task_create_missing_queues = False  # a typo in a route is an error, not a queue nobody consumes
