@@ -13,7 +13,8 @@ from app.config import get_settings
 from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
-from app.conversations.responder import ReplyService, add_response_observer, build_responder
+from app.conversations.responders.factory import build_responder
+from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
 from app.ops import metrics
 from app.ops.observe import observe_webhook

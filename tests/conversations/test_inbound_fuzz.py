@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from app.conversations.config import load_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, record_reply, record_turn
-from app.conversations.responder import ReplyService, build_responder
+from app.conversations.responders.factory import build_responder
+from app.conversations.responders.service import ReplyService
 from app.whatsapp.webhook import WebhookFormatError
 from tests.fuzz import fuzz_settings, json_values
 from tests.web.test_webhook_fuzz import _mutate

@@ -12,8 +12,8 @@ import pytest
 import tasks.inbound
 from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn
-from app.conversations.responder import ReplyService
-from app.conversations.rules import RulesResponder
+from app.conversations.responders.rules import RulesResponder
+from app.conversations.responders.service import ReplyService
 from app.delivery.messages import MessageStore
 from app.whatsapp.client import client_for
 from tests.stack import SECOND_NUMBER, text_webhook
