@@ -38,7 +38,7 @@ def inbound(second_number, monkeypatch, tmp_path):
     )
     monkeypatch.setattr(tasks.inbound, "get_settings", lambda: settings)
     monkeypatch.setattr(tasks.inbound, "get_conversation_settings", lambda: conversation_settings)
-    monkeypatch.setattr(tasks.inbound, "enqueue_turn", turns.append)
+    monkeypatch.setattr(tasks.inbound, "enqueue_record_turn", turns.append)
     return sim, settings, turns
 
 
