@@ -9,6 +9,7 @@ from typing import Any
 from celery import shared_task
 
 import celeryconfig
+from app.clients import client_for
 from app.config import get_settings
 from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
@@ -18,7 +19,6 @@ from app.conversations.responders.service import ReplyService, add_response_obse
 from app.db import get_redis
 from app.ops import metrics
 from app.ops.observe import observe_webhook
-from app.whatsapp.client import client_for
 from app.whatsapp.webhook import WebhookFormatError
 from tasks.base import GatewayTask
 from tasks.enqueue import enqueue_record_reply, enqueue_record_turn, enqueue_send_message

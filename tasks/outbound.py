@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 import celeryconfig
+from app.clients import client_for
 from app.config import get_settings
 from app.db import get_redis
 from app.delivery import dead_letters as dl
@@ -28,7 +29,6 @@ from app.delivery.sender import (
     recover_lost_sends,
     send_recorded_message,
 )
-from app.whatsapp.client import client_for
 from app.whatsapp.errors import GraphTimeoutError
 from tasks.base import SEND_POLICY, GatewayTask, bounded_countdown
 from tasks.enqueue import enqueue_send_batch, enqueue_send_message, enqueue_sends

@@ -113,3 +113,12 @@ def test_no_module_imports_one_that_imports_it_back():
         for component in cycles(graph)
     ]
     assert not described, "import cycles:\n" + "\n".join(described)
+
+
+def test_the_graph_client_package_imports_neither_redis_nor_the_credential_store():
+    for module, path in modules().items():
+        if module == "app.whatsapp" or module.startswith("app.whatsapp."):
+            tree = ast.parse(path.read_text(), str(path))
+            names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            assert not {"redis", "app.db", "app.credentials"} & names, module

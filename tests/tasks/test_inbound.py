@@ -10,12 +10,12 @@ import hashlib
 import pytest
 
 import tasks.inbound
+from app.clients import client_for
 from app.conversations.config import get_conversation_settings
 from app.conversations.inbound import answer_turn
 from app.conversations.responders.rules import RulesResponder
 from app.conversations.responders.service import ReplyService
 from app.delivery.messages import MessageStore
-from app.whatsapp.client import client_for
 from tests.stack import SECOND_NUMBER, text_webhook
 
 CUSTOMER = "573001234567"
