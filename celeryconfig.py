@@ -7,7 +7,7 @@ Procfile is configured the same way.
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from app.config import ConfigError, get_settings
 
@@ -105,13 +105,23 @@ SEND_BATCH_SIZE = _settings.send_batch_size
 SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
 """Seconds a batch task sends before handing the rest of its messages to a new batch task."""
 
+EXCHANGE_PREFIX = "wa."
+"""Each queue is bound to an exchange of its own, ``wa.<queue>``, under its own routing key. A bare
+``Queue(name)`` took the default queue's exchange and key, so all six shared the binding
+``inbound``/``inbound`` and a message sent (or restored) through it was copied into every queue.
+The prefix keeps every new exchange apart from that old one, whose bindings outlive an upgrade in
+Redis (``_kombu.binding.inbound``): nothing routes through it any more, so nobody must delete it."""
+
 task_queues = [
-    Queue(QUEUE_INBOUND),
-    Queue(QUEUE_CONTEXT),
-    Queue(QUEUE_SEND_HIGH),
-    Queue(QUEUE_SEND_NORMAL),
-    Queue(QUEUE_SEND_BULK),
-    Queue(QUEUE_ALERTS),
+    Queue(name, Exchange(EXCHANGE_PREFIX + name, type="direct"), routing_key=name)
+    for name in (
+        QUEUE_INBOUND,
+        QUEUE_CONTEXT,
+        QUEUE_SEND_HIGH,
+        QUEUE_SEND_NORMAL,
+        QUEUE_SEND_BULK,
+        QUEUE_ALERTS,
+    )
 ]
 task_default_queue = QUEUE_INBOUND
 task_create_missing_queues = False  # a typo in a route is an error, not a queue nobody consumes

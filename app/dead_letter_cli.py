@@ -104,17 +104,17 @@ def _selection_is_clear(args: argparse.Namespace) -> bool:
 def _replay(args: argparse.Namespace) -> int:
     if not _selection_is_clear(args):
         return 2
-    from tasks.outbound import enqueue_send  # the broker: only needed to replay
+    from tasks.enqueue import enqueue_send_message  # the broker: only needed to replay
 
     dead_letters, store = _stores()
     if args.ids:
-        replayed = [i for i in args.ids if dead_letters.replay(store, i, enqueue_send)]
+        replayed = [i for i in args.ids if dead_letters.replay(store, i, enqueue_send_message)]
         missing = sorted(set(args.ids) - set(replayed))
         for message_id in missing:
             print(f"no dead letter {message_id}", file=sys.stderr)
     else:
         replayed = dead_letters.replay_matching(
-            store, enqueue_send, args.reason, args.code, args.limit
+            store, enqueue_send_message, args.reason, args.code, args.limit
         )
         missing = []
     for message_id in replayed:

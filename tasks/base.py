@@ -72,13 +72,6 @@ def bounded_countdown(seconds: float) -> float:
     return min(max(float(seconds), 0.0), celeryconfig.MAX_DEFERRAL)
 
 
-def turn_summary(turn: dict) -> str:
-    """What Celery shows of a conversation task's argument (in logs and Flower): its ids only,
-    never the customer's words or number."""
-    ident = turn.get("id") or (turn.get("exchange") or {}).get("id")
-    return f"<{turn.get('type') or 'turn'} {ident}>"
-
-
 class GatewayTask(Task):
     """Base of every gateway task (see the module docstring for the three traps it closes)."""
 

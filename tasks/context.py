@@ -10,26 +10,11 @@ from app.config import get_settings
 from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import record_reply, record_turn
 from app.db import get_redis
-from celeryconfig import QUEUE_CONTEXT
-from tasks.base import GatewayTask, turn_summary
-from tasks.publish import task_publisher
+from tasks.base import GatewayTask
+from tasks.enqueue import enqueue_answer_turn
 
 RETRY_ON = (ConversationBusyError,)
 """An update that kept losing the optimistic race; Redis failures are GatewayTask's to handle."""
-
-
-def enqueue_turn(turn: dict[str, Any]) -> None:
-    """Put the task that records a customer's turn on the context queue, journaled."""
-    task_publisher().publish(
-        record_turn_task.name, [turn], queue=QUEUE_CONTEXT, argsrepr=turn_summary(turn)
-    )
-
-
-def enqueue_reply(reply: dict[str, Any]) -> None:
-    """Put the task that records the business's reply on the context queue, journaled."""
-    task_publisher().publish(
-        record_reply_task.name, [reply], queue=QUEUE_CONTEXT, argsrepr=turn_summary(reply)
-    )
 
 
 @shared_task(
@@ -42,10 +27,8 @@ def enqueue_reply(reply: dict[str, Any]) -> None:
 )
 def record_turn_task(turn: dict[str, Any]) -> bool:
     """Record one customer turn, then hand it on to be answered."""
-    from tasks.inbound import enqueue_answer  # the two task modules call each other
-
     return record_turn(
-        turn, redis_client=get_redis(get_settings().redis_url), enqueue_answer=enqueue_answer
+        turn, redis_client=get_redis(get_settings().redis_url), enqueue_answer=enqueue_answer_turn
     )
 
 

@@ -9,19 +9,19 @@ from typing import Any
 from celery import shared_task
 
 import celeryconfig
+from app.clients import client_for
 from app.config import get_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
-from app.conversations.responder import ReplyService, add_response_observer, build_responder
+from app.conversations.responders.factory import build_responder
+from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
 from app.ops import metrics
 from app.ops.observe import observe_webhook
-from app.whatsapp.client import client_for
 from app.whatsapp.webhook import WebhookFormatError
-from tasks.base import GatewayTask, turn_summary
-from tasks.context import enqueue_reply, enqueue_turn
-from tasks.outbound import enqueue_send
-from tasks.publish import recover_lost_tasks, task_publisher
+from tasks.base import GatewayTask
+from tasks.enqueue import enqueue_record_reply, enqueue_record_turn, enqueue_send_message
+from tasks.publish import recover_lost_tasks
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,6 @@ def _observe_ai_response(backend: str, seconds: float, outcome: str) -> None:
 add_response_observer(_observe_ai_response)
 
 
-def enqueue_answer(turn: dict[str, Any]) -> None:
-    """Put the task that answers a recorded turn on the inbound queue, journaled."""
-    task_publisher().publish(
-        answer_turn_task.name, [turn], queue=celeryconfig.QUEUE_INBOUND, argsrepr=turn_summary(turn)
-    )
-
-
 @shared_task(bind=True, base=GatewayTask, name="inbound.process_webhook")
 def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     """Apply the statuses and pass on the messages of one webhook delivery.
@@ -76,7 +69,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
             result = handle_webhook(
                 payload,
                 redis_client=get_redis(settings.redis_url),
-                enqueue_turn=enqueue_turn,
+                enqueue_turn=enqueue_record_turn,
                 mark_read=lambda phone_number_id, message_id, typing: client_for(
                     settings, phone_number_id
                 ).mark_read(message_id, typing_indicator=typing),
@@ -99,8 +92,8 @@ def answer_turn_task(turn: dict[str, Any]) -> str | None:
         turn,
         redis_client=get_redis(get_settings().redis_url),
         service=reply_service(),
-        enqueue_send=enqueue_send,
-        enqueue_reply=enqueue_reply,
+        enqueue_send=enqueue_send_message,
+        enqueue_reply=enqueue_record_reply,
         context_messages=get_settings().context_messages,
     )
 

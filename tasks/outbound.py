@@ -6,8 +6,6 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -15,6 +13,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 import celeryconfig
+from app.clients import client_for
 from app.config import get_settings
 from app.db import get_redis
 from app.delivery import dead_letters as dl
@@ -30,18 +29,13 @@ from app.delivery.sender import (
     recover_lost_sends,
     send_recorded_message,
 )
-from app.whatsapp.client import client_for
 from app.whatsapp.errors import GraphTimeoutError
 from tasks.base import SEND_POLICY, GatewayTask, bounded_countdown
+from tasks.enqueue import enqueue_send_batch, enqueue_send_message, enqueue_sends
 
 log = logging.getLogger(__name__)
 
 _limiters: dict[int, SendRateLimiter] = {}
-
-
-def enqueue_send(message_id: str, priority: str, **options: Any) -> None:
-    """Put the send task for ``message_id`` on the ``priority`` lane."""
-    send_message.apply_async(args=[message_id], queue=celeryconfig.SEND_QUEUES[priority], **options)
 
 
 def sender() -> Sender:
@@ -147,47 +141,14 @@ def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
             hand_on(s, message_ids[index:], priority, countdown)
             outcomes["handed_on"] += len(message_ids) - index - 1
             break
-        enqueue_send(message_id, priority, countdown=countdown)
+        enqueue_send_message(message_id, priority, countdown=countdown)
     return dict(outcomes)
 
 
 def hand_on(s: Sender, message_ids: list[str], priority: str, countdown: float) -> None:
     """Send ``message_ids`` as a new batch in ``countdown`` seconds, noting when it is due."""
     s.store.expect_runs(message_ids, time.time() + countdown)
-    enqueue_batch(message_ids, priority, countdown=countdown)
-
-
-def enqueue_batch(message_ids: list[str], priority: str, **options: Any) -> None:
-    """Put one batch task for ``message_ids`` on the ``priority`` lane."""
-    send_batch.apply_async(
-        args=[message_ids, priority], queue=celeryconfig.SEND_QUEUES[priority], **options
-    )
-
-
-def enqueue_sends(
-    pairs: Sequence[tuple[str, str]], batch_size: int = celeryconfig.SEND_BATCH_SIZE
-) -> None:
-    """Put the send tasks for (message_id, priority lane) pairs on the broker, over one connection.
-
-    Messages on the batched lanes (``celeryconfig.SEND_BATCHED_LANES``) go up to ``batch_size``
-    to a task; the others one to a task. Raises at once if the broker is unreachable (no silent
-    retries: the API answers 503).
-    """
-    batches: dict[str, list[str]] = collections.defaultdict(list)
-    with send_message.app.producer_or_acquire() as producer:
-        options = {"producer": producer, "retry": False}
-        for message_id, priority in pairs:
-            if batch_size > 1 and priority in celeryconfig.SEND_BATCHED_LANES:
-                batches[priority].append(message_id)
-                if len(batches[priority]) == batch_size:
-                    enqueue_batch(batches.pop(priority), priority, **options)
-            else:
-                enqueue_send(message_id, priority, **options)
-        for priority, ids in batches.items():
-            if len(ids) == 1:
-                enqueue_send(ids[0], priority, **options)
-            else:
-                enqueue_batch(ids, priority, **options)
+    enqueue_send_batch(message_ids, priority, countdown=countdown)
 
 
 @shared_task(base=GatewayTask, name="outbound.recover_lost_sends", ignore_result=True)
@@ -196,7 +157,7 @@ def recover_lost_sends_task() -> int:
     redis_client = get_redis(get_settings().redis_url)
     recovered = recover_lost_sends(
         MessageStore(redis_client),
-        enqueue_send,
+        enqueue_send_message,
         lane_depth=lambda lane: redis_client.llen(celeryconfig.SEND_QUEUES[lane]),
         grace=celeryconfig.SEND_RECOVERY_GRACE,
     )

@@ -25,8 +25,9 @@ from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
 from app.conversations.handoff import BY_CUSTOMER, HandoffStore
 from app.conversations.ranking import rank_context
-from app.conversations.responder import Inbound, ReplyService
-from app.conversations.rules import HANDOFF_REPLIES, wants_human
+from app.conversations.responders.interface import Inbound
+from app.conversations.responders.rules import HANDOFF_REPLIES, wants_human
+from app.conversations.responders.service import ReplyService
 from app.conversations.text import detect_language
 from app.conversations.turns import CustomerTurn, describe
 from app.delivery.messages import MessageStore

@@ -15,7 +15,7 @@ from app.delivery.dead_letters import REASONS, DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.web import error_response
 from app.web.auth import require_api_key
-from tasks.outbound import enqueue_send
+from tasks.enqueue import enqueue_send_message as enqueue_send
 
 log = logging.getLogger(__name__)
 

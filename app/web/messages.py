@@ -35,7 +35,7 @@ from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows, FallbackTemplate
 from app.web import error_response
 from app.web.auth import require_api_key
-from tasks.outbound import enqueue_sends
+from tasks.enqueue import enqueue_sends
 
 log = logging.getLogger(__name__)
 

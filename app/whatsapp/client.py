@@ -15,12 +15,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from app import __version__
-from app.config import Settings, get_settings
-from app.credentials import CredentialError, NumberRegistry, load_cipher
-from app.db import get_redis
+from app.config import get_settings
 from app.whatsapp.builders import read_receipt
 from app.whatsapp.errors import (
-    ConfigurationError,
     GraphAPIError,
     GraphConnectionError,
     GraphTimeoutError,
@@ -36,7 +33,14 @@ from app.whatsapp.media import (
     sha256_matches,
 )
 
-__all__ = ["GraphClient", "MediaDownload", "MediaInfo", "SendResult", "client_for", "new_session"]
+__all__ = [
+    "GraphClient",
+    "MediaDownload",
+    "MediaInfo",
+    "SendResult",
+    "new_session",
+    "shared_client",
+]
 
 CONNECT_TIMEOUT = 3.05
 """Seconds to open a connection to the Graph API (just over a TCP retransmit window)."""
@@ -293,47 +297,24 @@ def parse_retry_after(value: str | None) -> float | None:
 _clients: dict[tuple[str, str, str, str], GraphClient] = {}
 
 
-def client_for(settings: Settings, phone_number_id: str | None = None) -> GraphClient:
-    """This process's client for a sending number, created once per token and then reused.
-
-    ``None`` or the configured ``WHATSAPP_PHONE_NUMBER_ID`` uses the environment's token; any
-    other number uses its token from the registry (``wa-gateway numbers add``), read on every
-    call so that a replaced token is used from the next call on, without a restart. A number
-    that is not registered raises :class:`ConfigurationError` (naming the number, never a token).
-    """
-    number = phone_number_id or settings.phone_number_id
-    if number == settings.phone_number_id:
-        token = settings.access_token
-    else:
-        token = _registered_token(settings, number)
-    # Keyed by the token's hash, not the token: a replaced token gets a client of its own.
-    fingerprint = hashlib.sha256(token.encode()).hexdigest()
-    key = (settings.api_base_url, settings.api_version, number, fingerprint)
+def shared_client(
+    base_url: str, version: str, phone_number_id: str, access_token: str
+) -> GraphClient:
+    """This process's client for a number and its token, created once and then reused, so each
+    number keeps one connection pool; a replaced token gets a client of its own."""
+    # Keyed by the token's hash, not the token.
+    fingerprint = hashlib.sha256(access_token.encode()).hexdigest()
+    key = (base_url, version, phone_number_id, fingerprint)
     client = _clients.get(key)
     if client is None:
         _forget_replaced(key)
         client = _clients[key] = GraphClient(
-            base_url=settings.api_base_url,
-            version=settings.api_version,
-            phone_number_id=number,
-            access_token=token,
+            base_url=base_url,
+            version=version,
+            phone_number_id=phone_number_id,
+            access_token=access_token,
         )
     return client
-
-
-def _registered_token(settings: Settings, phone_number_id: str) -> str:
-    try:
-        token = NumberRegistry(get_redis(settings.redis_url), load_cipher()).access_token(
-            phone_number_id
-        )
-    except CredentialError as exc:
-        raise ConfigurationError(f"sending number {phone_number_id}: {exc}") from None
-    if token is None:
-        raise ConfigurationError(
-            f"sending number {phone_number_id} is not registered: "
-            "add it with 'wa-gateway numbers add'"
-        )
-    return token
 
 
 def _forget_replaced(key: tuple[str, str, str, str]) -> None:

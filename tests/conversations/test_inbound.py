@@ -21,8 +21,8 @@ from app.conversations.inbound import (
     reply_id,
 )
 from app.conversations.media import MediaFetcher
-from app.conversations.responder import ReplyService
-from app.conversations.rules import HANDOFF_REPLIES, RulesResponder
+from app.conversations.responders.rules import HANDOFF_REPLIES, RulesResponder
+from app.conversations.responders.service import ReplyService
 from app.conversations.turns import CustomerTurn
 from app.delivery.messages import MessageStore
 from tests.stack import TEST_CREDENTIALS, SimulatorThread, text_webhook

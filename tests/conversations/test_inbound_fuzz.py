@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.conversations.inbound import answer_turn, handle_webhook, record_reply, record_turn
-from app.conversations.responder import ReplyService, build_responder
+from app.conversations.responders.factory import build_responder
+from app.conversations.responders.service import ReplyService
 from app.whatsapp.webhook import WebhookFormatError
 from tests.fuzz import fuzz_settings, json_values
 from tests.stack import settings_of

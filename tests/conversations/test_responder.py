@@ -6,20 +6,21 @@ import logging
 
 import pytest
 
-from app.conversations.cache import cache_stats
 from app.conversations.context import Conversation
 from app.conversations.profile import Profile
 from app.conversations.ranking import rank_context
-from app.conversations.remote import AgentWebhookResponder, OpenAIChatResponder
-from app.conversations.responder import (
+from app.conversations.responders.agent_webhook import AgentWebhookResponder
+from app.conversations.responders.cache import cache_stats
+from app.conversations.responders.factory import build_responder
+from app.conversations.responders.interface import Inbound
+from app.conversations.responders.openai_compatible import OpenAIChatResponder
+from app.conversations.responders.rules import RulesResponder
+from app.conversations.responders.service import (
     FALLBACK_REPLIES,
-    Inbound,
     ReplyService,
     add_response_observer,
-    build_responder,
     remove_response_observer,
 )
-from app.conversations.rules import RulesResponder
 from tests.conversations.helpers import NUMBER, FakeAIBackend, exchange, reply
 from tests.stack import settings_of
 

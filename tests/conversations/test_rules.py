@@ -5,8 +5,8 @@ import pytest
 from app.conversations.context import Conversation
 from app.conversations.profile import Profile
 from app.conversations.ranking import rank_context
-from app.conversations.responder import Inbound
-from app.conversations.rules import HANDOFF_REPLIES, RulesResponder
+from app.conversations.responders.interface import Inbound
+from app.conversations.responders.rules import HANDOFF_REPLIES, RulesResponder
 from tests.conversations.helpers import NUMBER, exchange, reply
 
 rules = RulesResponder()

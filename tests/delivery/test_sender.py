@@ -176,7 +176,7 @@ def test_missing_record_sends_nothing(sender, sim):
 
 def numbers_sender(redis_client, settings) -> Sender:
     """A sender choosing each message's client as the workers do."""
-    from app.whatsapp.client import client_for
+    from app.clients import client_for
 
     sender = make_sender(redis_client, None)
     sender.client_for = lambda number: client_for(settings, number)

@@ -9,11 +9,11 @@ import hashlib
 import pytest
 
 import tasks.inbound
+from app.clients import client_for
 from app.conversations.inbound import answer_turn
-from app.conversations.responder import ReplyService
-from app.conversations.rules import RulesResponder
+from app.conversations.responders.rules import RulesResponder
+from app.conversations.responders.service import ReplyService
 from app.delivery.messages import MessageStore
-from app.whatsapp.client import client_for
 from tests.stack import SECOND_NUMBER, text_webhook
 
 CUSTOMER = "573001234567"
@@ -33,7 +33,7 @@ def inbound(second_number, monkeypatch, tmp_path):
     turns: list[dict] = []
     settings = settings.model_copy(update={"media_dir": str(tmp_path)})
     monkeypatch.setattr(tasks.inbound, "get_settings", lambda: settings)
-    monkeypatch.setattr(tasks.inbound, "enqueue_turn", turns.append)
+    monkeypatch.setattr(tasks.inbound, "enqueue_record_turn", turns.append)
     return sim, settings, turns
 
 

@@ -13,7 +13,8 @@ from app.config import get_settings
 from app.delivery.messages import DEAD_LETTERED, QUEUED, SENT, MessageStore
 from app.whatsapp.client import reset_clients
 from tasks import outbound
-from tasks.outbound import enqueue_sends, send_batch
+from tasks.enqueue import enqueue_sends
+from tasks.outbound import send_batch
 from tests.stack import TEST_CREDENTIALS, SimulatorThread, queued_tasks
 from tests.tasks.test_base import run_as_worker
 

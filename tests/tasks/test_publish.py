@@ -133,13 +133,12 @@ def test_the_sweep_queues_again_a_task_the_broker_lost(redis_client):
 
 
 def test_each_conversation_step_is_published_journaled(redis_client):
-    from tasks.context import enqueue_reply, enqueue_turn
-    from tasks.inbound import enqueue_answer
+    from tasks.enqueue import enqueue_answer_turn, enqueue_record_reply, enqueue_record_turn
 
     turn = {"type": "text", "id": "wamid.turn-1", "text": "¿Cuánto cuesta?"}
-    enqueue_turn(turn)
-    enqueue_answer(turn)
-    enqueue_reply({"type": "reply", "id": "reply-1"})
+    enqueue_record_turn(turn)
+    enqueue_answer_turn(turn)
+    enqueue_record_reply({"type": "reply", "id": "reply-1"})
     queued = queued_tasks(redis_client, "context") + queued_tasks(redis_client, "inbound")
     assert [(name, args) for name, args, _ in queued] == [
         ("context.record_turn", [turn]),
@@ -157,9 +156,9 @@ def test_each_conversation_step_is_published_journaled(redis_client):
 @shared_task(base=GatewayTask, name="tests.hands_on")
 def hands_on(turn: dict) -> None:
     """A step that hands a turn on, as a webhook task does."""
-    from tasks.context import enqueue_turn
+    from tasks.enqueue import enqueue_record_turn
 
-    enqueue_turn(turn)
+    enqueue_record_turn(turn)
 
 
 def test_a_step_published_from_a_task_is_its_child(redis_client):

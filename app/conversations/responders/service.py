@@ -1,10 +1,5 @@
-"""Responders turn a customer's message, with its context, into the business's reply.
-
-One small interface (:class:`Responder`), three backends chosen by ``RESPONDER_BACKEND``
-(:func:`build_responder`), and :class:`ReplyService` around whichever is configured: it caches AI
-replies, bounds the wait, and answers with the fallback reply when the backend is slow or down,
-so a customer's message is never left without an answer.
-"""
+"""The reply service: the configured responder behind a cache, a deadline and a fallback reply,
+so a customer's message is never left without an answer when the backend is slow or down."""
 
 from __future__ import annotations
 
@@ -12,21 +7,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from app import keys
-from app.config import Settings
-from app.conversations.cache import ReplyCache, count
-from app.conversations.profile import Profile
-from app.conversations.ranking import RankedContext
-from app.conversations.text import fold
+from app.conversations.responders.cache import ReplyCache, count
+from app.conversations.responders.interface import (
+    Inbound,
+    Reply,
+    Responder,
+    ResponderError,
+    ResponderTimeout,
+)
 
 log = logging.getLogger(__name__)
-
-__all__ = ["Inbound", "Responder", "ReplyService", "build_responder", "fold"]
 
 FALLBACK_REPLIES = {
     "es": "Gracias por tu mensaje. Ahora mismo no puedo responderte, pero alguien del equipo te "
@@ -35,48 +30,6 @@ FALLBACK_REPLIES = {
     "back to you shortly.",
 }
 """The reply when the responder fails or times out and ``RESPONDER_FALLBACK_REPLY`` is unset."""
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """What a responder is told about the message it answers."""
-
-    wa_id: str
-    text: str
-    """What the customer typed or chose; for media, locations and the like, a description."""
-    name: str | None = None
-    type: str = "text"
-    structured: dict[str, Any] = field(default_factory=dict)
-    """Structured input: ``choice`` (button or list reply), ``media``, ``location``, ``order``..."""
-    language: str | None = None
-    """"es" or "en" when known (from this message or the customer's profile)."""
-    context: RankedContext = field(default_factory=RankedContext)
-    profile: Profile | None = None
-    message_id: str | None = None
-    phone_number_id: str | None = None
-
-
-class Responder(Protocol):
-    """Anything that can answer a customer: returns the reply text, or None for no reply.
-
-    ``name`` identifies the backend (and its model) in cache keys and metrics. ``cacheable`` says
-    whether its replies may be reused for an identical input and context; ``personal`` that it
-    sees who the customer is, so a cached reply is reused only for the same customer.
-    """
-
-    name: str
-    cacheable: bool
-    personal: bool
-
-    def reply(self, inbound: Inbound) -> str | None: ...
-
-
-class ResponderError(Exception):
-    """A backend failed to produce a reply (bad answer, HTTP error, unreachable)."""
-
-
-class ResponderTimeout(ResponderError):
-    """A backend did not answer within the configured timeout."""
 
 
 ResponseObserver = Callable[[str, float, str], None]
@@ -95,16 +48,6 @@ def remove_response_observer(observer: ResponseObserver) -> None:
     """Stop telling ``observer``."""
     if observer in _observers:
         _observers.remove(observer)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the service produced, and how."""
-
-    text: str | None
-    source: str
-    """``responder``, ``cache`` or ``fallback``."""
-    seconds: float = 0.0
 
 
 class ReplyService:
@@ -198,31 +141,6 @@ def call_with_timeout(call: Callable[[], Any], timeout: float) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
-
-
-def build_responder(settings: Settings) -> Responder:
-    """The backend ``RESPONDER_BACKEND`` names, configured from ``settings``."""
-    if settings.responder_backend == "openai":
-        from app.conversations.remote import OpenAIChatResponder
-
-        return OpenAIChatResponder(
-            base_url=settings.openai_base_url,
-            model=settings.openai_model,
-            api_key=settings.openai_api_key,
-            timeout=settings.responder_timeout,
-            system_prompt=settings.openai_system_prompt or None,
-        )
-    if settings.responder_backend == "http":
-        from app.conversations.remote import AgentWebhookResponder
-
-        return AgentWebhookResponder(
-            url=settings.agent_webhook_url,
-            token=settings.agent_webhook_token or None,
-            timeout=settings.responder_timeout,
-        )
-    from app.conversations.rules import RulesResponder
-
-    return RulesResponder.from_file(settings.rules_knowledge_file or None)
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from app.clients import client_for
 from app.config import get_settings
 from app.credentials import NumberRegistry, SendingNumber, load_cipher
 from app.whatsapp import builders
-from app.whatsapp.client import client_for, reset_clients
+from app.whatsapp.client import reset_clients
 from app.whatsapp.errors import ConfigurationError
 from tests.stack import SECOND_NUMBER, SECOND_TOKEN, TEST_CREDENTIALS
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.conversations.context import Exchange
 from app.conversations.profile import DETAILED
-from app.conversations.responder import Inbound
+from app.conversations.responders.interface import Inbound
 from app.conversations.text import detect_language, fold, words
 
 SAMPLE_KNOWLEDGE: dict[str, Any] = {

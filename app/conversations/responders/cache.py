@@ -11,16 +11,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from app import keys
+from app.conversations.responders.interface import Inbound, Responder
 from app.conversations.text import normalise
 from app.ops import metrics
-
-if TYPE_CHECKING:
-    from app.conversations.responder import Inbound, Responder
 
 
 @dataclass(frozen=True)

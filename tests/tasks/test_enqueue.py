@@ -1,0 +1,55 @@
+"""Each enqueue helper puts the task it is named after on that task's queue, under a name the
+worker knows, with arguments the task takes."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from tasks import enqueue
+from tests.stack import queued_tasks
+from workers import app
+
+TURN = {"type": "text", "id": "wamid.turn-1"}
+
+# helper, its arguments, the task it queues, the task's arguments, the queue
+CASES = [
+    (enqueue.enqueue_record_turn, [TURN], "context.record_turn", [TURN], "context"),
+    (enqueue.enqueue_record_reply, [TURN], "context.record_reply", [TURN], "context"),
+    (enqueue.enqueue_answer_turn, [TURN], "inbound.answer_turn", [TURN], "inbound"),
+    (enqueue.enqueue_send_message, ["m1", "high"], "outbound.send_message", ["m1"], "send.high"),
+    (
+        enqueue.enqueue_send_batch,
+        [["m1", "m2"], "bulk"],
+        "outbound.send_batch",
+        [["m1", "m2"], "bulk"],
+        "send.bulk",
+    ),
+]
+
+
+def test_every_helper_is_checked_here():
+    helpers = {
+        name
+        for name, member in inspect.getmembers(enqueue, inspect.isfunction)
+        if name.startswith("enqueue_") and member.__module__ == enqueue.__name__
+    }
+    # enqueue_sends only chooses between the two send helpers (see tests/tasks/test_outbound.py).
+    assert helpers == {case[0].__name__ for case in CASES} | {"enqueue_sends"}
+
+
+@pytest.mark.parametrize(
+    ("helper", "helper_args", "task", "task_args", "queue"),
+    CASES,
+    ids=[case[0].__name__ for case in CASES],
+)
+def test_a_helper_queues_the_task_it_is_named_after(
+    redis_client, helper, helper_args, task, task_args, queue
+):
+    assert helper.__name__ == "enqueue_" + task.split(".")[1]
+    helper(*helper_args)
+    assert [queued[:2] for queued in queued_tasks(redis_client, queue)] == [(task, task_args)]
+    # As the worker would run it: a task of its modules, taking these arguments.
+    app.loader.import_default_modules()
+    inspect.signature(app.tasks[task].run).bind(*task_args)
