@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from app.errors import ConfigError
+
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 """Meta's Graph API host."""
 
@@ -56,14 +58,6 @@ _DEFAULTS = {
 _NUMERIC_ID = re.compile(r"^[0-9]{5,20}$")
 _VERSION = re.compile(r"^v[0-9]+\.[0-9]+$")
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: what Meta issues
-
-
-class ConfigError(Exception):
-    """The environment does not describe a runnable gateway; the message names each variable."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)

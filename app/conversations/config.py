@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from app.config import ConfigError, mask_secret
+from app.config import mask_secret
+from app.errors import ConfigError
 
 BACKENDS = ("rules", "openai", "http")
 """Responder backends: the offline bilingual rules, an OpenAI-compatible API, an agent webhook."""

@@ -30,6 +30,7 @@ import redis
 import requests
 
 from app import keys
+from app.errors import ConfigError
 from app.ops.state import DeploymentState
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ WEBHOOK_SIGNATURE_HEADER = "X-WA-Gateway-Signature"
 """``sha256=<hex HMAC of the body>`` on generic webhook notifications when a secret is set."""
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigError, ValueError):
     """An alert setting in the environment is malformed; the message names the variable."""
 
 

@@ -13,6 +13,8 @@ import shutil
 import sys
 from collections.abc import Mapping
 
+from app.errors import ConfigError
+
 MIN_PASSWORD_LENGTH = 12
 """Shorter Flower passwords are refused: basic auth has no lockout against guessing."""
 
@@ -20,7 +22,7 @@ PURGE_OFFLINE_WORKERS = "300"
 """Seconds after which Flower forgets a worker that went offline (Flower's own variable wins)."""
 
 
-class FlowerConfigError(Exception):
+class FlowerConfigError(ConfigError):
     """Flower must not start as configured; the message says what to set."""
 
 
