@@ -31,8 +31,12 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_UNAUTHORIZED = {"401": _error("missing or invalid API key")}
-_BROKER = {"503": _error("Redis cannot take the work now; retry after `Retry-After` seconds")}
+_EVERY_OPERATION = {
+    "401": _error("missing or invalid API key"),
+    "403": _error("the API key lacks this operation's scope (`insufficient_scope`)"),
+    "503": _error("Redis is unavailable (`redis_unavailable`); retry after `Retry-After` seconds"),
+}
+"""What any /v1 operation may answer: authentication and its scope come first, and they read Redis."""
 _NOT_FOUND = {"404": _error("no such message or dead letter")}
 
 _IDEMPOTENCY = {
@@ -51,7 +55,6 @@ _WA_ID = {
     "description": "the customer's WhatsApp id (digits only)",
     "schema": {"type": "string", "pattern": "^[0-9]{5,20}$"},
 }
-_STORE_DOWN = {"503": _error("Redis cannot be read now; try again later")}
 _HANDOFF = _json(
     {
         "type": "object",
@@ -225,13 +228,12 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "202": _json(_ref("Accepted"), "durably queued"),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error(
                             "invalid message or number (`field` names it), or `window_closed`"
                         ),
-                        **_BROKER,
                     },
                 }
             },
@@ -271,11 +273,10 @@ def spec() -> dict[str, Any]:
                             "every message durably queued, ids in request order",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error("one or more messages refused (see `errors`)"),
-                        **_BROKER,
                     },
                 }
             },
@@ -286,7 +287,7 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("Message"), "the message"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
                     },
                 }
@@ -321,7 +322,7 @@ def spec() -> dict[str, Any]:
                             },
                             "a page of dead letters",
                         ),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "422": _error("invalid filter"),
                     },
                 }
@@ -333,7 +334,7 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("DeadLetter"), "the dead letter"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
                     },
                 },
@@ -341,7 +342,11 @@ def spec() -> dict[str, Any]:
                     "operationId": "deleteDeadLetter",
                     "summary": "Purge one dead letter",
                     "parameters": [_MESSAGE_ID],
-                    "responses": {"204": {"description": "purged"}, **_UNAUTHORIZED, **_NOT_FOUND},
+                    "responses": {
+                        "204": {"description": "purged"},
+                        **_EVERY_OPERATION,
+                        **_NOT_FOUND,
+                    },
                 },
             },
             "/v1/dead-letters/{id}/replay": {
@@ -351,9 +356,8 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "202": _json(_ref("Accepted"), "queued again"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
-                        **_BROKER,
                     },
                 }
             },
@@ -390,9 +394,8 @@ def spec() -> dict[str, Any]:
                             "the ids queued again",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "422": _error("no filter, or an invalid one"),
-                        **_BROKER,
                     },
                 }
             },
@@ -424,9 +427,8 @@ def spec() -> dict[str, Any]:
                             "the conversation",
                         ),
                         "400": _error("not a WhatsApp id"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "404": _error("no conversation with this customer"),
-                        **_STORE_DOWN,
                     },
                 }
             },
@@ -450,8 +452,7 @@ def spec() -> dict[str, Any]:
                         "200": _HANDOFF,
                         "201": _HANDOFF,
                         "400": _error("not a WhatsApp id, or a body that is not an object"),
-                        **_UNAUTHORIZED,
-                        **_STORE_DOWN,
+                        **_EVERY_OPERATION,
                     },
                 },
                 "delete": {
@@ -461,9 +462,8 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "200": _HANDOFF,
                         "400": _error("not a WhatsApp id"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "404": _error("no handoff is active"),
-                        **_STORE_DOWN,
                     },
                 },
             },
@@ -492,8 +492,7 @@ def spec() -> dict[str, Any]:
                             "alerts, newest first",
                         ),
                         "400": _error("an invalid limit"),
-                        **_UNAUTHORIZED,
-                        **_STORE_DOWN,
+                        **_EVERY_OPERATION,
                     },
                 }
             },
