@@ -1,7 +1,10 @@
 """``GET /openapi.json``: the gateway's own ``/v1`` API in OpenAPI 3.1.
 
-The description is kept beside the views it describes; the tests check that every ``/v1`` route
-is described and that real answers match their schemas.
+The description is kept beside the views it describes. Every object in an answer lists its
+properties, or says with ``additionalProperties`` that it is open (Meta's message and error
+objects, history notes, counters by name); the tests check that every ``/v1`` route is described,
+that real answers carry no property the document lacks, and that each documented property appears
+in some real answer.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from app import __version__
+from app.conversations.context import BUSINESS, CUSTOMER
+from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
 from app.delivery.dead_letters import REASONS
 from app.delivery.idempotency import MAX_KEY_LENGTH
 from app.delivery.intake import MAX_BATCH, PRIORITIES
 from app.delivery.messages import STATUS_RANK
+from app.ops.alerts import CRITICAL, FIRING, RESOLVED, WARNING
 
 bp = Blueprint("openapi", __name__)
 
@@ -59,10 +65,20 @@ _HANDOFF = _json(
     {
         "type": "object",
         "required": ["wa_id", "handoff"],
-        "properties": {"wa_id": {"type": "string"}, "handoff": {"type": "object"}},
+        "properties": {"wa_id": {"type": "string"}, "handoff": _ref("Handoff")},
     },
     "the conversation's handoff state",
 )
+_OPEN = {"type": "object", "additionalProperties": True}
+"""An object whose fields the gateway passes through or varies by event."""
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+"""Counts by name."""
+_GRAPH_ERROR = {
+    **_OPEN,
+    "type": ["object", "null"],
+    "description": "the last error: Graph `code`, `title`, `message`, `details`",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -125,6 +141,21 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "string"}, "status": _ref("Status")},
     },
     "Status": {"enum": list(STATUS_RANK)},
+    "HistoryEntry": {
+        "type": "object",
+        "required": ["status", "at"],
+        "properties": {
+            "status": _ref("Status"),
+            "at": {"type": "number", "description": "Unix time"},
+            "ignored": {
+                "type": "boolean",
+                "description": "arrived out of order; did not move the status back",
+            },
+        },
+        "additionalProperties": True,
+        "description": "one status change, with the note of the step that made it (`attempt`, "
+        "`template_fallback`, ...)",
+    },
     "Message": {
         "type": "object",
         "required": ["id", "status", "attempts", "history", "priority"],
@@ -139,29 +170,12 @@ SCHEMAS: dict[str, Any] = {
             "status": _ref("Status"),
             "wamid": {"type": ["string", "null"], "description": "Meta's message id"},
             "attempts": {"type": "integer", "description": "requests made to Meta"},
-            "error": {
-                "type": ["object", "null"],
-                "description": "the last error: Graph `code`, `title`, `message`, `details`",
-            },
+            "error": _GRAPH_ERROR,
             "dead_letter_reason": {"type": ["string", "null"]},
-            "message": {"type": "object", "description": "what is sent to Meta"},
+            "message": {**_OPEN, "description": "what is sent to Meta"},
             "created_at": {"type": "number"},
             "updated_at": {"type": "number"},
-            "history": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["status", "at"],
-                    "properties": {
-                        "status": _ref("Status"),
-                        "at": {"type": "number", "description": "Unix time"},
-                        "ignored": {
-                            "type": "boolean",
-                            "description": "arrived out of order; did not move the status back",
-                        },
-                    },
-                },
-            },
+            "history": {"type": "array", "items": _ref("HistoryEntry")},
         },
     },
     "DeadLetterSummary": {
@@ -185,20 +199,154 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "reason": {"enum": list(REASONS)},
-            "message": {"type": "object"},
+            "message": {**_OPEN, "description": "what is sent to Meta"},
             "priority": {"enum": list(PRIORITIES)},
-            "error": {"type": ["object", "null"]},
+            "error": _GRAPH_ERROR,
             "attempts": {"type": "integer"},
             "first_failed_at": {"type": "number"},
             "last_failed_at": {"type": "number"},
             "idempotency_key": {"type": ["string", "null"]},
             "wamid": {"type": ["string", "null"]},
             "created_at": {"type": "number"},
-            "history": {"type": "array", "items": {"type": "object"}},
+            "history": {"type": "array", "items": _ref("HistoryEntry")},
             "phone_number_id": {
                 "type": ["string", "null"],
                 "description": "the number it was sent from (null: the configured one)",
             },
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "required": ["wa_id", "phone_number_id", "context", "profile", "handoff", "window"],
+        "properties": {
+            "wa_id": {"type": "string"},
+            "phone_number_id": {"type": "string", "description": "the sending number"},
+            "context": {
+                "oneOf": [_ref("Context"), {"type": "null"}],
+                "description": "what the responder sees; null once it expired",
+            },
+            "profile": {"oneOf": [_ref("Profile"), {"type": "null"}]},
+            "handoff": _ref("Handoff"),
+            "window": {
+                "type": "object",
+                "required": ["open", "last_inbound_at", "closes_at"],
+                "description": "Meta's 24-hour customer service window",
+                "properties": {
+                    "open": {"type": "boolean"},
+                    "last_inbound_at": _NULLABLE_NUMBER,
+                    "closes_at": _NULLABLE_NUMBER,
+                },
+            },
+        },
+    },
+    "Context": {
+        "type": "object",
+        "required": ["exchanges", "summary"],
+        "properties": {
+            "phone_number_id": {"type": "string"},
+            "wa_id": {"type": "string"},
+            "exchanges": {"type": "array", "items": _ref("Exchange")},
+            "summary": {
+                "type": "object",
+                "description": "what the exchanges folded out of the context were about",
+                "properties": {
+                    "exchanges": {"type": "integer"},
+                    "since": _NULLABLE_NUMBER,
+                    "until": _NULLABLE_NUMBER,
+                    "topics": _COUNTS,
+                    "entities": _COUNTS,
+                    "highlights": {"type": "array", "items": {"type": "string"}},
+                    "text": {"type": "string"},
+                },
+            },
+            "last_inbound_at": _NULLABLE_NUMBER,
+            "updated_at": _NULLABLE_NUMBER,
+            "expires_at": {**_NULLABLE_NUMBER, "description": "when the context is forgotten"},
+        },
+    },
+    "Exchange": {
+        "type": "object",
+        "required": ["id", "role", "type", "text", "at"],
+        "properties": {
+            "id": {"type": "string"},
+            "role": {"enum": [CUSTOMER, BUSINESS]},
+            "type": {"type": "string", "examples": ["text", "image", "interactive"]},
+            "text": {"type": "string", "description": "what was said, or a description of it"},
+            "at": {"type": "number"},
+            "entities": {"type": "array", "items": {"type": "string"}},
+            "data": {**_OPEN, "description": "a button's id, a location, a media file, ..."},
+        },
+    },
+    "Profile": {
+        "type": "object",
+        "properties": {
+            "message_count": {"type": "integer"},
+            "first_seen": _NULLABLE_NUMBER,
+            "last_interaction": _NULLABLE_NUMBER,
+            "language": {"type": ["string", "null"]},
+            "preference": {"type": ["string", "null"], "examples": ["quick", "detailed"]},
+            "interests": _COUNTS,
+            "top_interests": {"type": "array", "items": {"type": "string"}},
+            "complaints": {"type": "integer"},
+            "ratings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["score", "at"],
+                    "properties": {
+                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "at": {"type": "number"},
+                    },
+                },
+            },
+            "average_rating": _NULLABLE_NUMBER,
+        },
+    },
+    "Handoff": {
+        "type": "object",
+        "required": ["active"],
+        "description": '`{"active": false}` while the gateway answers by itself',
+        "properties": {
+            "active": {"type": "boolean"},
+            "since": {"type": "number"},
+            "by": {"enum": [BY_CUSTOMER, BY_OPERATOR]},
+            "reason": {"type": ["string", "null"]},
+            "message_id": {
+                "type": ["string", "null"],
+                "description": "the customer's message that asked for a person",
+            },
+        },
+    },
+    "FiringAlert": {
+        "type": "object",
+        "required": ["name", "level", "title", "since"],
+        "properties": {
+            "name": {"type": "string"},
+            "level": {"enum": [WARNING, CRITICAL]},
+            "title": {"type": "string"},
+            "since": {"type": "number"},
+        },
+    },
+    "AlertEvent": {
+        "type": "object",
+        "required": ["id", "name", "status", "at"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "level": {"enum": [WARNING, CRITICAL]},
+            "status": {"enum": [FIRING, RESOLVED]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "value": _NULLABLE_NUMBER,
+            "threshold": _NULLABLE_NUMBER,
+            "at": {"type": "number"},
+            "deployment": {"type": "string"},
+            "delivered": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the channels that took the notification",
+            },
+            "failed": {"type": "array", "items": {"type": "string"}},
         },
     },
 }
@@ -405,27 +553,7 @@ def spec() -> dict[str, Any]:
                     "summary": "A customer's conversation: context, profile, handoff and window",
                     "parameters": [_WA_ID],
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["wa_id", "handoff", "window"],
-                                "properties": {
-                                    "wa_id": {"type": "string"},
-                                    "conversation": {"type": ["object", "null"]},
-                                    "profile": {"type": ["object", "null"]},
-                                    "handoff": {"type": "object"},
-                                    "window": {
-                                        "type": "object",
-                                        "properties": {
-                                            "open": {"type": "boolean"},
-                                            "last_inbound_at": {"type": ["number", "null"]},
-                                            "closes_at": {"type": ["number", "null"]},
-                                        },
-                                    },
-                                },
-                            },
-                            "the conversation",
-                        ),
+                        "200": _json(_ref("Conversation"), "the conversation"),
                         "400": _error("not a WhatsApp id"),
                         **_EVERY_OPERATION,
                         "404": _error("no conversation with this customer"),
@@ -485,8 +613,8 @@ def spec() -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["firing", "history"],
                                 "properties": {
-                                    "firing": {"type": "array"},
-                                    "history": {"type": "array"},
+                                    "firing": {"type": "array", "items": _ref("FiringAlert")},
+                                    "history": {"type": "array", "items": _ref("AlertEvent")},
                                 },
                             },
                             "alerts, newest first",
