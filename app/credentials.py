@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from app import keys
 from app.config import get_settings
-from app.whatsapp.errors import GatewayError
+from app.errors import GatewayError
 
 ENCRYPTION_KEYS_ENV = "GATEWAY_ENCRYPTION_KEYS"
 KEYRING_SERVICE = "wa-gateway"

@@ -151,7 +151,7 @@ def test_redis_down_gives_503_and_the_redelivery_is_processed(stack):
     try:
         response = signed_post(stack.webhook_url, body)
         assert response.status_code == 503
-        assert response.json()["error"]["code"] == "broker_unavailable"
+        assert response.json()["error"]["code"] == "redis_unavailable"
         assert response.headers["Retry-After"]
     finally:
         stack.redis.start()

@@ -23,6 +23,7 @@ import redis
 from app import keys
 from app.conversations.profile import Profile
 from app.conversations.text import terms
+from app.errors import ConversationError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ CUSTOMER = "customer"
 BUSINESS = "business"
 
 
-class ConversationBusyError(Exception):
+class ConversationBusyError(ConversationError):
     """An update lost the optimistic race :data:`MAX_TRANSACTION_ATTEMPTS` times; retry later."""
 
 

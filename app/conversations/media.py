@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.conversations.turns import CustomerTurn
+from app.errors import ConversationError
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class MediaFetcher:
         return path
 
 
-class MediaRejected(Exception):
+class MediaRejected(ConversationError):
     """Downloaded media failed a check (size or hash)."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.errors import DeliveryError
 
 MAX_KEY_LENGTH = 255
 """Longest ``Idempotency-Key`` accepted; a UUID or a business's own reference fits easily."""
@@ -24,11 +25,11 @@ PENDING = "pending"
 DONE = "done"
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(DeliveryError):
     """The key was used before with a different body."""
 
 
-class IdempotencyInProgress(Exception):
+class IdempotencyInProgress(DeliveryError):
     """The first request with this key has not finished yet."""
 
 

@@ -16,6 +16,7 @@ from app.credentials import PHONE_NUMBER_ID
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
+from app.errors import DeliveryError
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.messages import validate_message
 
@@ -33,7 +34,7 @@ EnqueueAll = Callable[[Sequence[tuple[str, str]]], None]
 """Puts one send task per (message_id, priority lane) on the broker, or raises."""
 
 
-class Refused(Exception):
+class Refused(DeliveryError):
     """A message the API refuses: ``code`` for programs, ``field`` and ``message`` for people."""
 
     def __init__(self, code: str, field: str, message: str):

@@ -30,6 +30,7 @@ import requests
 
 from app import keys
 from app.config import Settings, get_settings
+from app.errors import ConfigError
 from app.ops.state import DeploymentState
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ WEBHOOK_SIGNATURE_HEADER = "X-WA-Gateway-Signature"
 """``sha256=<hex HMAC of the body>`` on generic webhook notifications when a secret is set."""
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigError, ValueError):
     """An alert handler is configured in a way it cannot work with."""
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 
 from app.config import Settings
+from app.errors import ConfigError
 
 MIN_PASSWORD_LENGTH = 12
 """Shorter Flower passwords are refused: basic auth has no lockout against guessing."""
@@ -22,7 +23,7 @@ PURGE_OFFLINE_WORKERS = "300"
 """Seconds after which Flower forgets a worker that went offline (Flower's own variable wins)."""
 
 
-class FlowerConfigError(Exception):
+class FlowerConfigError(ConfigError):
     """Flower must not start as configured; the message says what to set."""
 
 

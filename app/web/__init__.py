@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from app.config import get_settings
 
@@ -26,16 +25,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     import workers
     from app.db import get_redis
-    from app.web import (
-        alerts,
-        conversations,
-        dead_letters,
-        health,
-        messages,
-        metrics,
-        openapi,
-        webhooks,
-    )
+    from app.web import health, metrics, openapi, v1, webhooks
+    from app.web.errors import register_error_handlers
     from tasks.publish import TaskPublisher
 
     app.extensions["task_publisher"] = TaskPublisher(
@@ -45,27 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
-    app.register_blueprint(alerts.bp)
-    app.register_blueprint(conversations.bp)
-    app.register_blueprint(messages.bp)
-    app.register_blueprint(dead_letters.bp)
+    app.register_blueprint(v1.bp)
     app.register_blueprint(openapi.bp)
-    app.register_error_handler(HTTPException, _http_error)
+    register_error_handlers(app)
     return app
-
-
-def error_response(status: int, code: str, message: str):
-    """The JSON error body every endpoint uses: ``{"error": {"code": ..., "message": ...}}``."""
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
-
-
-def _http_error(exc: HTTPException):
-    code = (exc.name or "error").lower().replace(" ", "_")
-    response = error_response(exc.code or 500, code, exc.description or exc.name)
-    # Keep the headers the error carries (Allow on a 405), but not its HTML content type.
-    for name, value in exc.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response

@@ -1,29 +1,63 @@
-"""Bearer API keys for the ``/v1`` API: ``Authorization: Bearer <key>``.
+"""Bearer API keys for the ``/v1`` API: ``Authorization: Bearer <key>``, checked in one place.
 
 Keys are those of ``GATEWAY_API_KEYS`` (comma-separated, so a key can be rotated without
 downtime) and those created with ``wa-gateway apikeys create``; all are held only as SHA-256
 digests and any of them can be revoked at once, without a restart (:mod:`app.api_keys`).
 No key ever reaches a log or an error.
+
+Every ``/v1`` view declares the scope it needs with :func:`requires`; :func:`authenticate`, the
+``/v1`` blueprint's only ``before_request``, checks the key and then the scope. For now every
+key holds every scope (:func:`scopes_of`); per-key scopes plug in there.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import current_app, request
-from redis.exceptions import RedisError
+from flask import current_app, g, request
 
 from app.api_keys import ApiKeyRegistry
 from app.db import get_redis
-from app.web import error_response
+from app.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "GATEWAY_API_KEYS"
 """The Flask config entry (and environment variable) holding the keys given at start."""
+
+SCOPES = frozenset(
+    {
+        "messages:read",
+        "messages:write",
+        "dead_letters:read",
+        "dead_letters:write",
+        "conversations:read",
+        "conversations:write",
+        "alerts:read",
+    }
+)
+"""What a ``/v1`` view may require: a resource, and whether it reads it or changes it."""
+
+SCOPE_ATTRIBUTE = "required_scope"
+"""The attribute :func:`requires` sets on a view function."""
+
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="wa-gateway"'}
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def requires(scope: str) -> Callable[[View], View]:
+    """Declare the scope a ``/v1`` view needs; a view that declares none is refused to every key."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def declare(view: View) -> View:
+        setattr(view, SCOPE_ATTRIBUTE, scope)
+        return view
+
+    return declare
 
 
 def registry() -> ApiKeyRegistry:
@@ -39,33 +73,35 @@ def registry() -> ApiKeyRegistry:
     return cached
 
 
-def _unauthorized(code: str, message: str):
-    response = error_response(401, code, message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="wa-gateway"'
-    return response
+def scopes_of(key_id: str) -> frozenset[str]:
+    """The scopes the key ``key_id`` holds: all of them, until keys are given scopes."""
+    return SCOPES
 
 
-def check_api_key():
-    """None when the request carries an active API key; otherwise the error response (401, or
-    503 when the key store cannot be read). Usable as a blueprint's ``before_request``."""
+def authenticate() -> None:
+    """Refuse the request unless it carries an active API key holding the view's scope.
+
+    401 without a valid key, 403 without the scope; an unreachable key store raises, and the
+    application answers 503 for it like for any other Redis failure. Sets ``g.api_key_id``.
+    """
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        return _unauthorized("missing_api_key", "send Authorization: Bearer <api key>")
-    try:
-        key_id = registry().verify(credentials.strip())
-    except RedisError:
-        return error_response(503, "store_unavailable", "try again later")
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "send Authorization: Bearer <api key>",
+            headers=_UNAUTHORIZED_HEADERS,
+        )
+    key_id = registry().verify(credentials.strip())
     if key_id is None:
-        return _unauthorized("invalid_api_key", "the API key is not valid")
-    return None
-
-
-def require_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse the request unless it carries an active API key (see :func:`check_api_key`)."""
-
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        refused = check_api_key()
-        return refused if refused is not None else view(*args, **kwargs)
-
-    return wrapped
+        raise ApiError(
+            401, "invalid_api_key", "the API key is not valid", headers=_UNAUTHORIZED_HEADERS
+        )
+    view = current_app.view_functions.get(request.endpoint or "")
+    scope = getattr(view, SCOPE_ATTRIBUTE, None)
+    if scope is None:  # fail closed: a view that forgot its scope is open to no key
+        log.error("%s declares no scope; refused", request.endpoint)
+        raise ApiError(403, "insufficient_scope", "this endpoint is open to no API key")
+    if scope not in scopes_of(key_id):
+        raise ApiError(403, "insufficient_scope", f"this API key lacks the scope {scope}")
+    g.api_key_id = key_id

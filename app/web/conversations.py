@@ -1,7 +1,4 @@
-"""``/v1/conversations/<wa_id>``: a conversation's state, and handing it to a person and back.
-
-Bearer keys from ``GATEWAY_API_KEYS`` (comma-separated), compared in constant time.
-"""
+"""``/v1/conversations/<wa_id>``: a conversation's state, and handing it to a person and back."""
 
 from __future__ import annotations
 
@@ -10,18 +7,17 @@ import re
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.conversations.context import ConversationStore
 from app.conversations.handoff import BY_OPERATOR, HandoffStore
 from app.db import get_redis
-from app.web import error_response
-from app.web.auth import check_api_key
+from app.errors import ApiError
+from app.web.auth import requires
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("conversations", __name__)
+bp = Blueprint("conversations", __name__, url_prefix="/conversations")
 
 CUSTOMER_SERVICE_WINDOW = 24 * 3600
 """Meta lets a business send free-form messages for 24 hours after the customer's last message."""
@@ -32,33 +28,21 @@ MAX_REASON_CHARS = 500
 _WA_ID = re.compile(r"^[0-9]{5,20}$")
 
 
-bp.before_request(check_api_key)
-
-
 def _settings() -> Settings:
     return current_app.config["SETTINGS"]
 
 
-def _checked(wa_id: str):
+def _check(wa_id: str) -> None:
     if not _WA_ID.match(wa_id):
-        return error_response(
-            400, "invalid_wa_id", "wa_id must be the customer's number, digits only"
-        )
-    return None
+        raise ApiError(400, "invalid_wa_id", "wa_id must be the customer's number, digits only")
 
 
-@bp.errorhandler(RedisError)
-def _redis_down(exc: RedisError):
-    log.error("conversation API: Redis unavailable (%s)", type(exc).__name__)
-    return error_response(503, "store_unavailable", "try again later")
-
-
-@bp.get("/v1/conversations/<wa_id>")
+@bp.get("/<wa_id>")
+@requires("conversations:read")
 def show(wa_id: str):
     """The conversation's context, the customer's profile, the handoff state and the 24-hour
     window; 404 for a customer the gateway has never heard from."""
-    if (problem := _checked(wa_id)) is not None:
-        return problem
+    _check(wa_id)
     settings = _settings()
     redis_client = get_redis(settings.redis_url)
     number = settings.phone_number_id
@@ -67,7 +51,7 @@ def show(wa_id: str):
     profile = store.profile(number, wa_id)
     handoff = HandoffStore(redis_client).get(number, wa_id)
     if conversation is None and profile is None and handoff is None:
-        return error_response(404, "conversation_not_found", f"no conversation with {wa_id}")
+        raise ApiError(404, "conversation_not_found", f"no conversation with {wa_id}")
     last_inbound = conversation.last_inbound_at if conversation else None
     closes_at = last_inbound + CUSTOMER_SERVICE_WINDOW if last_inbound else None
     return jsonify(
@@ -90,19 +74,19 @@ def show(wa_id: str):
     )
 
 
-@bp.post("/v1/conversations/<wa_id>/handoff")
+@bp.post("/<wa_id>/handoff")
+@requires("conversations:write")
 def start_handoff(wa_id: str):
     """Hand the conversation to a person: 201 when it starts, 200 when it already was."""
-    if (problem := _checked(wa_id)) is not None:
-        return problem
+    _check(wa_id)
     reason = None
     if request.get_data(cache=True):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            return error_response(400, "invalid_json", "the body must be a JSON object")
+            raise ApiError(400, "invalid_json", "the body must be a JSON object")
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
-            return error_response(400, "invalid_reason", "reason must be a string")
+            raise ApiError(400, "invalid_reason", "reason must be a string")
         reason = reason[:MAX_REASON_CHARS] if reason else None
     settings = _settings()
     handoff, started = HandoffStore(get_redis(settings.redis_url)).start(
@@ -113,15 +97,13 @@ def start_handoff(wa_id: str):
     return jsonify({"wa_id": wa_id, "handoff": handoff.to_dict()}), 201 if started else 200
 
 
-@bp.delete("/v1/conversations/<wa_id>/handoff")
+@bp.delete("/<wa_id>/handoff")
+@requires("conversations:write")
 def end_handoff(wa_id: str):
     """Give the conversation back to the responder; 404 if it was not handed off."""
-    if (problem := _checked(wa_id)) is not None:
-        return problem
+    _check(wa_id)
     settings = _settings()
     if not HandoffStore(get_redis(settings.redis_url)).end(settings.phone_number_id, wa_id):
-        return error_response(
-            404, "not_handed_off", f"the conversation with {wa_id} is not handed off"
-        )
+        raise ApiError(404, "not_handed_off", f"the conversation with {wa_id} is not handed off")
     log.info("conversation %s given back to the responder", wa_id)
     return jsonify({"wa_id": wa_id, "handoff": {"active": False}})

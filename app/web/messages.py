@@ -13,12 +13,9 @@ ids (``Idempotent-Replayed: true``) and enqueue nothing; the same key with anoth
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
 from app.config import Settings
 from app.credentials import is_registered
@@ -33,13 +30,11 @@ from app.delivery.idempotency import (
 )
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows, FallbackTemplate
-from app.web import error_response
-from app.web.auth import require_api_key
+from app.errors import ApiError
+from app.web.auth import requires
 from tasks.enqueue import enqueue_sends
 
-log = logging.getLogger(__name__)
-
-bp = Blueprint("messages", __name__, url_prefix="/v1")
+bp = Blueprint("messages", __name__, url_prefix="/messages")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -49,16 +44,6 @@ MAX_MESSAGE_BYTES = 256 * 1024
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 """Largest body of ``POST /v1/messages/batch``: 1,000 messages of up to 16 KiB each."""
-
-BROKER_RETRY_AFTER = 5
-"""Seconds a 503 suggests waiting when Redis cannot take the messages."""
-
-
-class BadRequest(Exception):
-    """A request refused before its messages are looked at; carries the response."""
-
-    def __init__(self, response):
-        self.response = response
 
 
 def _settings() -> Settings:
@@ -85,7 +70,7 @@ def _json_body(max_bytes: int) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest(error_response(400, "invalid_json", "the body is not JSON")) from None
+        raise ApiError(400, "invalid_json", "the body is not JSON") from None
 
 
 def _idempotency_key() -> str | None:
@@ -94,25 +79,22 @@ def _idempotency_key() -> str | None:
         return None
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise BadRequest(
-            _refusal(
-                intake.Refused(
-                    "invalid_idempotency_key",
-                    IDEMPOTENCY_HEADER,
-                    f"must be 1 to {MAX_KEY_LENGTH} characters",
-                )
-            )
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            f"must be 1 to {MAX_KEY_LENGTH} characters",
+            field=IDEMPOTENCY_HEADER,
         )
     return key
 
 
-def _refusal(refused: intake.Refused, status: int = 422):
-    response = jsonify({"error": refused.to_dict()})
-    response.status_code = status
-    return response
+def _refusal(refused: intake.Refused) -> ApiError:
+    """The 422 answer for a message the intake refused, naming the field at fault."""
+    return ApiError(422, refused.code, refused.message, field=refused.field)
 
 
 def _prepare(body: Any) -> intake.Submission:
+    """The validated submission for one message object; raises :class:`intake.Refused`."""
     redis_client = _redis()
     return intake.prepare(
         body,
@@ -124,7 +106,10 @@ def _prepare(body: Any) -> intake.Submission:
 
 
 def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
-    """Record and enqueue; returns (ids, statuses, replayed) or raises BadRequest with the answer."""
+    """Record and enqueue; returns (ids, statuses, replayed) or raises :class:`ApiError`.
+
+    An unreachable Redis or broker propagates: the application answers it with 503, and
+    nothing was kept (``intake.accept`` records nothing it could not enqueue)."""
     redis_client = _redis()
     store = MessageStore(redis_client)
     try:
@@ -142,24 +127,18 @@ def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
             else ["queued"] * len(accepted.ids)
         )
     except IdempotencyConflict:
-        raise BadRequest(
-            error_response(
-                409,
-                "idempotency_conflict",
-                f"this {IDEMPOTENCY_HEADER} was used with a different body",
-            )
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"this {IDEMPOTENCY_HEADER} was used with a different body",
         ) from None
     except IdempotencyInProgress:
-        response = error_response(
-            409, "request_in_progress", f"a request with this {IDEMPOTENCY_HEADER} is running"
-        )
-        response.headers["Retry-After"] = "1"
-        raise BadRequest(response) from None
-    except (RedisError, OperationalError, OSError) as exc:
-        log.error("broker unavailable, messages refused with 503: %s", type(exc).__name__)
-        response = error_response(503, "broker_unavailable", "try again later")
-        response.headers["Retry-After"] = str(BROKER_RETRY_AFTER)
-        raise BadRequest(response) from None
+        raise ApiError(
+            409,
+            "request_in_progress",
+            f"a request with this {IDEMPOTENCY_HEADER} is running",
+            headers={"Retry-After": "1"},
+        ) from None
     return accepted.ids, statuses, accepted.replayed
 
 
@@ -171,73 +150,62 @@ def _accepted(payload: dict[str, Any], replayed: bool):
     return response
 
 
-@bp.post("/messages")
-@require_api_key
+@bp.post("")
+@requires("messages:write")
 def create_message():
     """Accept one message: 202 with its id once durably enqueued."""
+    key = _idempotency_key()
+    body = _json_body(MAX_MESSAGE_BYTES)
     try:
-        key = _idempotency_key()
-        body = _json_body(MAX_MESSAGE_BYTES)
-        try:
-            submission = _prepare(body)
-        except intake.Refused as refused:
-            return _refusal(refused)
-        ids, statuses, replayed = _accept([submission], key, body)
-    except BadRequest as bad:
-        return bad.response
+        submission = _prepare(body)
+    except intake.Refused as refused:
+        raise _refusal(refused) from None
+    ids, statuses, replayed = _accept([submission], key, body)
     return _accepted({"id": ids[0], "status": statuses[0]}, replayed)
 
 
-@bp.post("/messages/batch")
-@require_api_key
+@bp.post("/batch")
+@requires("messages:write")
 def create_batch():
     """Accept up to 1,000 messages, each validated; all are accepted or none."""
-    try:
-        key = _idempotency_key()
-        body = _json_body(MAX_BATCH_BYTES)
-        messages = body.get("messages") if isinstance(body, dict) else None
-        if not isinstance(messages, list) or not messages:
-            return _refusal(intake.Refused("invalid_batch", "messages", "must be a non-empty list"))
-        if len(messages) > intake.MAX_BATCH:
-            return _refusal(
-                intake.Refused(
-                    "invalid_batch", "messages", f"must hold at most {intake.MAX_BATCH} messages"
-                )
-            )
-        submissions, errors = [], []
-        for index, message in enumerate(messages):
-            try:
-                submissions.append(_prepare(message))
-            except intake.Refused as refused:
-                errors.append({"index": index, **refused.to_dict()})
-        if errors:
-            response = jsonify(
-                {
-                    "error": {
-                        "code": "invalid_batch",
-                        "field": "messages",
-                        "message": f"{len(errors)} of {len(messages)} messages refused; "
-                        "none was accepted",
-                        "errors": errors,
-                    }
-                }
-            )
-            response.status_code = 422
-            return response
-        ids, statuses, replayed = _accept(submissions, key, body)
-    except BadRequest as bad:
-        return bad.response
+    key = _idempotency_key()
+    body = _json_body(MAX_BATCH_BYTES)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(422, "invalid_batch", "must be a non-empty list", field="messages")
+    if len(messages) > intake.MAX_BATCH:
+        raise ApiError(
+            422,
+            "invalid_batch",
+            f"must hold at most {intake.MAX_BATCH} messages",
+            field="messages",
+        )
+    submissions, errors = [], []
+    for index, message in enumerate(messages):
+        try:
+            submissions.append(_prepare(message))
+        except intake.Refused as refused:
+            errors.append({"index": index, **refused.to_dict()})
+    if errors:
+        raise ApiError(
+            422,
+            "invalid_batch",
+            f"{len(errors)} of {len(messages)} messages refused; none was accepted",
+            field="messages",
+            errors=errors,
+        )
+    ids, statuses, replayed = _accept(submissions, key, body)
     return _accepted(
         {"messages": [{"id": i, "status": s} for i, s in zip(ids, statuses, strict=True)]},
         replayed,
     )
 
 
-@bp.get("/messages/<message_id>")
-@require_api_key
+@bp.get("/<message_id>")
+@requires("messages:read")
 def get_message(message_id: str):
     """A message's status, Meta's id, attempts, error and history."""
     record = MessageStore(_redis()).get(message_id)
     if record is None:
-        return error_response(404, "not_found", "no message with this id")
+        raise ApiError(404, "not_found", "no message with this id")
     return jsonify(record.to_dict())

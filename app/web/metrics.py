@@ -14,10 +14,10 @@ from flask import Blueprint, Response, current_app, request
 
 import celeryconfig
 from app.db import get_redis
+from app.errors import ApiError
 from app.ops.alerts import ALERT_NAMES
 from app.ops.metrics import StateCollector, render
 from app.ops.queues import KOMBU_PRIORITY_STEPS
-from app.web import error_response
 
 bp = Blueprint("metrics", __name__)
 
@@ -32,7 +32,7 @@ def metrics():
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return error_response(401, "unauthorized", "a valid bearer token is required")
+            raise ApiError(401, "unauthorized", "a valid bearer token is required")
     redis_client = get_redis(current_app.config["SETTINGS"].redis_url)
     collector = StateCollector(
         redis_client, QUEUES, priority_steps=PRIORITY_STEPS, alert_names=ALERT_NAMES

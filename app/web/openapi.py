@@ -1,7 +1,10 @@
 """``GET /openapi.json``: the gateway's own ``/v1`` API in OpenAPI 3.1.
 
-The description is kept beside the views it describes; the tests check that every ``/v1`` route
-is described and that real answers match their schemas.
+The description is kept beside the views it describes. Every object in an answer lists its
+properties, or says with ``additionalProperties`` that it is open (Meta's message and error
+objects, history notes, counters by name); the tests check that every ``/v1`` route is described,
+that real answers carry no property the document lacks, and that each documented property appears
+in some real answer.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from app import __version__
+from app.conversations.context import BUSINESS, CUSTOMER
+from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
 from app.delivery.dead_letters import REASONS
 from app.delivery.idempotency import MAX_KEY_LENGTH
 from app.delivery.intake import MAX_BATCH, PRIORITIES
 from app.delivery.messages import STATUS_RANK
+from app.ops.alerts import CRITICAL, FIRING, RESOLVED, WARNING
 
 bp = Blueprint("openapi", __name__)
 
@@ -31,8 +37,12 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_UNAUTHORIZED = {"401": _error("missing or invalid API key")}
-_BROKER = {"503": _error("Redis cannot take the work now; retry after `Retry-After` seconds")}
+_EVERY_OPERATION = {
+    "401": _error("missing or invalid API key"),
+    "403": _error("the API key lacks this operation's scope (`insufficient_scope`)"),
+    "503": _error("Redis is unavailable (`redis_unavailable`); retry after `Retry-After` seconds"),
+}
+"""What any /v1 operation may answer: authentication and its scope come first, and they read Redis."""
 _NOT_FOUND = {"404": _error("no such message or dead letter")}
 
 _IDEMPOTENCY = {
@@ -51,15 +61,24 @@ _WA_ID = {
     "description": "the customer's WhatsApp id (digits only)",
     "schema": {"type": "string", "pattern": "^[0-9]{5,20}$"},
 }
-_STORE_DOWN = {"503": _error("Redis cannot be read now; try again later")}
 _HANDOFF = _json(
     {
         "type": "object",
         "required": ["wa_id", "handoff"],
-        "properties": {"wa_id": {"type": "string"}, "handoff": {"type": "object"}},
+        "properties": {"wa_id": {"type": "string"}, "handoff": _ref("Handoff")},
     },
     "the conversation's handoff state",
 )
+_OPEN = {"type": "object", "additionalProperties": True}
+"""An object whose fields the gateway passes through or varies by event."""
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+"""Counts by name."""
+_GRAPH_ERROR = {
+    **_OPEN,
+    "type": ["object", "null"],
+    "description": "the last error: Graph `code`, `title`, `message`, `details`",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -122,6 +141,21 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "string"}, "status": _ref("Status")},
     },
     "Status": {"enum": list(STATUS_RANK)},
+    "HistoryEntry": {
+        "type": "object",
+        "required": ["status", "at"],
+        "properties": {
+            "status": _ref("Status"),
+            "at": {"type": "number", "description": "Unix time"},
+            "ignored": {
+                "type": "boolean",
+                "description": "arrived out of order; did not move the status back",
+            },
+        },
+        "additionalProperties": True,
+        "description": "one status change, with the note of the step that made it (`attempt`, "
+        "`template_fallback`, ...)",
+    },
     "Message": {
         "type": "object",
         "required": ["id", "status", "attempts", "history", "priority"],
@@ -136,29 +170,12 @@ SCHEMAS: dict[str, Any] = {
             "status": _ref("Status"),
             "wamid": {"type": ["string", "null"], "description": "Meta's message id"},
             "attempts": {"type": "integer", "description": "requests made to Meta"},
-            "error": {
-                "type": ["object", "null"],
-                "description": "the last error: Graph `code`, `title`, `message`, `details`",
-            },
+            "error": _GRAPH_ERROR,
             "dead_letter_reason": {"type": ["string", "null"]},
-            "message": {"type": "object", "description": "what is sent to Meta"},
+            "message": {**_OPEN, "description": "what is sent to Meta"},
             "created_at": {"type": "number"},
             "updated_at": {"type": "number"},
-            "history": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["status", "at"],
-                    "properties": {
-                        "status": _ref("Status"),
-                        "at": {"type": "number", "description": "Unix time"},
-                        "ignored": {
-                            "type": "boolean",
-                            "description": "arrived out of order; did not move the status back",
-                        },
-                    },
-                },
-            },
+            "history": {"type": "array", "items": _ref("HistoryEntry")},
         },
     },
     "DeadLetterSummary": {
@@ -182,20 +199,154 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "reason": {"enum": list(REASONS)},
-            "message": {"type": "object"},
+            "message": {**_OPEN, "description": "what is sent to Meta"},
             "priority": {"enum": list(PRIORITIES)},
-            "error": {"type": ["object", "null"]},
+            "error": _GRAPH_ERROR,
             "attempts": {"type": "integer"},
             "first_failed_at": {"type": "number"},
             "last_failed_at": {"type": "number"},
             "idempotency_key": {"type": ["string", "null"]},
             "wamid": {"type": ["string", "null"]},
             "created_at": {"type": "number"},
-            "history": {"type": "array", "items": {"type": "object"}},
+            "history": {"type": "array", "items": _ref("HistoryEntry")},
             "phone_number_id": {
                 "type": ["string", "null"],
                 "description": "the number it was sent from (null: the configured one)",
             },
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "required": ["wa_id", "phone_number_id", "context", "profile", "handoff", "window"],
+        "properties": {
+            "wa_id": {"type": "string"},
+            "phone_number_id": {"type": "string", "description": "the sending number"},
+            "context": {
+                "oneOf": [_ref("Context"), {"type": "null"}],
+                "description": "what the responder sees; null once it expired",
+            },
+            "profile": {"oneOf": [_ref("Profile"), {"type": "null"}]},
+            "handoff": _ref("Handoff"),
+            "window": {
+                "type": "object",
+                "required": ["open", "last_inbound_at", "closes_at"],
+                "description": "Meta's 24-hour customer service window",
+                "properties": {
+                    "open": {"type": "boolean"},
+                    "last_inbound_at": _NULLABLE_NUMBER,
+                    "closes_at": _NULLABLE_NUMBER,
+                },
+            },
+        },
+    },
+    "Context": {
+        "type": "object",
+        "required": ["exchanges", "summary"],
+        "properties": {
+            "phone_number_id": {"type": "string"},
+            "wa_id": {"type": "string"},
+            "exchanges": {"type": "array", "items": _ref("Exchange")},
+            "summary": {
+                "type": "object",
+                "description": "what the exchanges folded out of the context were about",
+                "properties": {
+                    "exchanges": {"type": "integer"},
+                    "since": _NULLABLE_NUMBER,
+                    "until": _NULLABLE_NUMBER,
+                    "topics": _COUNTS,
+                    "entities": _COUNTS,
+                    "highlights": {"type": "array", "items": {"type": "string"}},
+                    "text": {"type": "string"},
+                },
+            },
+            "last_inbound_at": _NULLABLE_NUMBER,
+            "updated_at": _NULLABLE_NUMBER,
+            "expires_at": {**_NULLABLE_NUMBER, "description": "when the context is forgotten"},
+        },
+    },
+    "Exchange": {
+        "type": "object",
+        "required": ["id", "role", "type", "text", "at"],
+        "properties": {
+            "id": {"type": "string"},
+            "role": {"enum": [CUSTOMER, BUSINESS]},
+            "type": {"type": "string", "examples": ["text", "image", "interactive"]},
+            "text": {"type": "string", "description": "what was said, or a description of it"},
+            "at": {"type": "number"},
+            "entities": {"type": "array", "items": {"type": "string"}},
+            "data": {**_OPEN, "description": "a button's id, a location, a media file, ..."},
+        },
+    },
+    "Profile": {
+        "type": "object",
+        "properties": {
+            "message_count": {"type": "integer"},
+            "first_seen": _NULLABLE_NUMBER,
+            "last_interaction": _NULLABLE_NUMBER,
+            "language": {"type": ["string", "null"]},
+            "preference": {"type": ["string", "null"], "examples": ["quick", "detailed"]},
+            "interests": _COUNTS,
+            "top_interests": {"type": "array", "items": {"type": "string"}},
+            "complaints": {"type": "integer"},
+            "ratings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["score", "at"],
+                    "properties": {
+                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "at": {"type": "number"},
+                    },
+                },
+            },
+            "average_rating": _NULLABLE_NUMBER,
+        },
+    },
+    "Handoff": {
+        "type": "object",
+        "required": ["active"],
+        "description": '`{"active": false}` while the gateway answers by itself',
+        "properties": {
+            "active": {"type": "boolean"},
+            "since": {"type": "number"},
+            "by": {"enum": [BY_CUSTOMER, BY_OPERATOR]},
+            "reason": {"type": ["string", "null"]},
+            "message_id": {
+                "type": ["string", "null"],
+                "description": "the customer's message that asked for a person",
+            },
+        },
+    },
+    "FiringAlert": {
+        "type": "object",
+        "required": ["name", "level", "title", "since"],
+        "properties": {
+            "name": {"type": "string"},
+            "level": {"enum": [WARNING, CRITICAL]},
+            "title": {"type": "string"},
+            "since": {"type": "number"},
+        },
+    },
+    "AlertEvent": {
+        "type": "object",
+        "required": ["id", "name", "status", "at"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "level": {"enum": [WARNING, CRITICAL]},
+            "status": {"enum": [FIRING, RESOLVED]},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "value": _NULLABLE_NUMBER,
+            "threshold": _NULLABLE_NUMBER,
+            "at": {"type": "number"},
+            "deployment": {"type": "string"},
+            "delivered": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the channels that took the notification",
+            },
+            "failed": {"type": "array", "items": {"type": "string"}},
         },
     },
 }
@@ -225,13 +376,12 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "202": _json(_ref("Accepted"), "durably queued"),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error(
                             "invalid message or number (`field` names it), or `window_closed`"
                         ),
-                        **_BROKER,
                     },
                 }
             },
@@ -271,11 +421,10 @@ def spec() -> dict[str, Any]:
                             "every message durably queued, ids in request order",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error("one or more messages refused (see `errors`)"),
-                        **_BROKER,
                     },
                 }
             },
@@ -286,7 +435,7 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("Message"), "the message"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
                     },
                 }
@@ -321,7 +470,7 @@ def spec() -> dict[str, Any]:
                             },
                             "a page of dead letters",
                         ),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "422": _error("invalid filter"),
                     },
                 }
@@ -333,7 +482,7 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("DeadLetter"), "the dead letter"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
                     },
                 },
@@ -341,7 +490,11 @@ def spec() -> dict[str, Any]:
                     "operationId": "deleteDeadLetter",
                     "summary": "Purge one dead letter",
                     "parameters": [_MESSAGE_ID],
-                    "responses": {"204": {"description": "purged"}, **_UNAUTHORIZED, **_NOT_FOUND},
+                    "responses": {
+                        "204": {"description": "purged"},
+                        **_EVERY_OPERATION,
+                        **_NOT_FOUND,
+                    },
                 },
             },
             "/v1/dead-letters/{id}/replay": {
@@ -351,9 +504,8 @@ def spec() -> dict[str, Any]:
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "202": _json(_ref("Accepted"), "queued again"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         **_NOT_FOUND,
-                        **_BROKER,
                     },
                 }
             },
@@ -390,9 +542,8 @@ def spec() -> dict[str, Any]:
                             "the ids queued again",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "422": _error("no filter, or an invalid one"),
-                        **_BROKER,
                     },
                 }
             },
@@ -402,31 +553,10 @@ def spec() -> dict[str, Any]:
                     "summary": "A customer's conversation: context, profile, handoff and window",
                     "parameters": [_WA_ID],
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["wa_id", "handoff", "window"],
-                                "properties": {
-                                    "wa_id": {"type": "string"},
-                                    "conversation": {"type": ["object", "null"]},
-                                    "profile": {"type": ["object", "null"]},
-                                    "handoff": {"type": "object"},
-                                    "window": {
-                                        "type": "object",
-                                        "properties": {
-                                            "open": {"type": "boolean"},
-                                            "last_inbound_at": {"type": ["number", "null"]},
-                                            "closes_at": {"type": ["number", "null"]},
-                                        },
-                                    },
-                                },
-                            },
-                            "the conversation",
-                        ),
+                        "200": _json(_ref("Conversation"), "the conversation"),
                         "400": _error("not a WhatsApp id"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "404": _error("no conversation with this customer"),
-                        **_STORE_DOWN,
                     },
                 }
             },
@@ -450,8 +580,7 @@ def spec() -> dict[str, Any]:
                         "200": _HANDOFF,
                         "201": _HANDOFF,
                         "400": _error("not a WhatsApp id, or a body that is not an object"),
-                        **_UNAUTHORIZED,
-                        **_STORE_DOWN,
+                        **_EVERY_OPERATION,
                     },
                 },
                 "delete": {
@@ -461,9 +590,8 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "200": _HANDOFF,
                         "400": _error("not a WhatsApp id"),
-                        **_UNAUTHORIZED,
+                        **_EVERY_OPERATION,
                         "404": _error("no handoff is active"),
-                        **_STORE_DOWN,
                     },
                 },
             },
@@ -485,15 +613,14 @@ def spec() -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["firing", "history"],
                                 "properties": {
-                                    "firing": {"type": "array"},
-                                    "history": {"type": "array"},
+                                    "firing": {"type": "array", "items": _ref("FiringAlert")},
+                                    "history": {"type": "array", "items": _ref("AlertEvent")},
                                 },
                             },
                             "alerts, newest first",
                         ),
                         "400": _error("an invalid limit"),
-                        **_UNAUTHORIZED,
-                        **_STORE_DOWN,
+                        **_EVERY_OPERATION,
                     },
                 }
             },

@@ -13,13 +13,12 @@ import logging
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from redis.exceptions import RedisError
 
 import celeryconfig
 from app import keys
 from app.config import Settings
+from app.errors import ApiError
 from app.ops import metrics
-from app.web import error_response
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
 from tasks.inbound import process_webhook
 from tasks.publish import TaskPublisher
@@ -27,9 +26,6 @@ from tasks.publish import TaskPublisher
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
-
-RETRY_AFTER_SECONDS = 30
-"""What a 503 suggests; Meta uses its own schedule, other senders may honour it."""
 
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 """Unix seconds at which a trusted proxy received the request; checked when
@@ -53,7 +49,7 @@ def verify_subscription():
     challenge = request.args.get("hub.challenge", "")
     valid_token = hmac.compare_digest(token.encode(), settings.webhook_verify_token.encode())
     if mode != "subscribe" or not challenge or not valid_token:
-        return error_response(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
+        raise ApiError(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
     response = current_app.response_class(challenge, status=200, mimetype="text/plain")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -61,46 +57,43 @@ def verify_subscription():
 
 @bp.post("/webhooks/whatsapp")
 def receive():
-    """Accept a signed delivery: 200 once the broker holds it, 503 when it cannot take it."""
+    """Accept a signed delivery: 200 once the broker holds it; when Redis cannot take it, the
+    application answers 503 and Meta delivers it again."""
     settings = _settings()
     body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
     if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.webhook_secrets):
         log.warning("webhook with a missing or invalid signature refused")
         metrics.record_signature_failure()
-        return error_response(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing or invalid")
+        raise ApiError(401, "invalid_signature", f"{SIGNATURE_HEADER} is missing or invalid")
     if settings.webhook_max_age and not _fresh(request.headers.get(TIMESTAMP_HEADER), settings):
-        return error_response(
-            401, "stale_request", f"{TIMESTAMP_HEADER} is missing or older than allowed"
-        )
+        raise ApiError(401, "stale_request", f"{TIMESTAMP_HEADER} is missing or older than allowed")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return error_response(400, "invalid_json", "the body is not JSON")
+        raise ApiError(400, "invalid_json", "the body is not JSON") from None
     except RecursionError:
-        return error_response(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        raise _too_deep() from None
     if not isinstance(payload, dict):
-        return error_response(400, "invalid_payload", "the body must be a JSON object")
+        raise ApiError(400, "invalid_payload", "the body must be a JSON object")
     if json_depth(payload) > MAX_JSON_DEPTH:
-        return error_response(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        raise _too_deep()
 
     publisher: TaskPublisher = current_app.extensions["task_publisher"]
-    try:
-        # The seen-mark and the task are written in one atomic step: a redelivery is either
-        # dropped because its task is queued, or queued; never dropped with nothing queued.
-        queued = publisher.publish_once(
-            process_webhook.name,
-            [payload],
-            queue=celeryconfig.QUEUE_INBOUND,
-            dedup_key=keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest()),
-            dedup_ttl=keys.WEBHOOK_SEEN_TTL,
-            argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
-        )
-    except (RedisError, OSError) as exc:
-        log.error("broker unavailable, webhook refused with 503: %s", type(exc).__name__)
-        response = error_response(503, "broker_unavailable", "try again later")
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+    # The seen-mark and the task are written in one atomic step: a redelivery is either
+    # dropped because its task is queued, or queued; never dropped with nothing queued.
+    queued = publisher.publish_once(
+        process_webhook.name,
+        [payload],
+        queue=celeryconfig.QUEUE_INBOUND,
+        dedup_key=keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest()),
+        dedup_ttl=keys.WEBHOOK_SEEN_TTL,
+        argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
+    )
     return jsonify({"status": "accepted" if queued else "duplicate"})
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _fresh(header: str | None, settings: Settings) -> bool:

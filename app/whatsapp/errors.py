@@ -29,17 +29,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from app.errors import WhatsAppError
+
 RETRY_LATER = "retry_later"
 RETRY_AFTER_DELAY = "retry_after_delay"
 DEAD_LETTER = "dead_letter"
 ALERT_OPERATOR = "alert_operator"
 
 
-class GatewayError(Exception):
-    """Root of every error the gateway raises on purpose."""
-
-
-class MessageValidationError(GatewayError, ValueError):
+class MessageValidationError(WhatsAppError, ValueError):
     """A message Meta would refuse, caught before any request is made; ``field`` names the culprit."""
 
     def __init__(self, field: str, message: str):
@@ -48,7 +46,7 @@ class MessageValidationError(GatewayError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class MediaError(GatewayError):
+class MediaError(WhatsAppError):
     """A media file the client refuses to upload, or a download it refuses to trust."""
 
     decision: ClassVar[str] = DEAD_LETTER
@@ -81,7 +79,7 @@ class MediaIntegrityError(MediaError):
     decision = RETRY_LATER
 
 
-class GraphAPIError(GatewayError):
+class GraphAPIError(WhatsAppError):
     """Meta's Graph API refused a request or could not be reached.
 
     Attributes mirror Meta's error object: ``code``, ``subcode`` (``error_subcode``),

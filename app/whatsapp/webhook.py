@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.errors import WhatsAppError
 from app.whatsapp.builders import (
     ContactAddress,
     ContactCard,
@@ -19,7 +20,6 @@ from app.whatsapp.builders import (
     ContactPhone,
     ContactUrl,
 )
-from app.whatsapp.errors import GatewayError
 
 OBJECT_WHATSAPP = "whatsapp_business_account"
 """The ``object`` of every WhatsApp Business webhook."""
@@ -39,7 +39,7 @@ STATUS_READ = "read"
 STATUS_FAILED = "failed"
 
 
-class WebhookFormatError(GatewayError):
+class WebhookFormatError(WhatsAppError):
     """The payload is not a WhatsApp Business webhook envelope."""
 
 

@@ -128,4 +128,4 @@ def test_redis_down_is_503(client, monkeypatch):
     monkeypatch.setattr(redis.Redis, "get", down)
     response = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH)
     assert response.status_code == 503
-    assert response.json["error"]["code"] == "store_unavailable"
+    assert response.json["error"]["code"] == "redis_unavailable"

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from app.conversations.profile import Profile
 from app.conversations.ranking import RankedContext
+from app.errors import ConversationError
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Responder(Protocol):
     def reply(self, inbound: Inbound) -> str | None: ...
 
 
-class ResponderError(Exception):
+class ResponderError(ConversationError):
     """A backend failed to produce a reply (bad answer, HTTP error, unreachable)."""
 
 
