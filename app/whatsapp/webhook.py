@@ -53,11 +53,19 @@ class Metadata:
 
 @dataclass(frozen=True)
 class Contact:
-    """The customer's WhatsApp id and profile name, as Meta sends them beside messages."""
+    """A customer as Meta describes them beside messages and statuses.
 
-    wa_id: str
+    Since 2026 Meta adds the business-scoped user id (``user_id``, a BSUID such as
+    ``US.13491208655302741918``) and its parent (``parent_user_id``, ``US.ENT.…``); a customer
+    who adopted a username may come with no phone number (``wa_id`` is then None).
+    """
+
+    wa_id: str | None
     name: str | None
     raw: dict[str, Any]
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +157,19 @@ class Order:
 
 @dataclass(frozen=True)
 class SystemUpdate:
-    """A system notice, such as a customer changing number."""
+    """A system notice: a customer changed number (``user_changed_number``: ``customer`` the old
+    number, ``wa_id`` the new one) or business-scoped user id (``user_changed_user_id``), with the
+    new and previous BSUIDs where Meta gives them."""
 
     type: str | None
     body: str | None
     wa_id: str | None
     customer: str | None = None
     identity: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    previous_user_id: str | None = None
+    previous_parent_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +241,11 @@ class GroupEvent:
 
 @dataclass(frozen=True)
 class Message:
-    """One inbound message from a customer."""
+    """One inbound message from a customer.
+
+    ``from_`` is the customer's phone number, or ``""`` when Meta withholds it (a customer with a
+    username); ``from_user_id`` is their business-scoped user id when Meta sends one.
+    """
 
     id: str
     from_: str
@@ -236,6 +254,9 @@ class Message:
     metadata: Metadata
     contact_name: str | None
     raw: dict[str, Any]
+    from_user_id: str | None = None
+    from_parent_user_id: str | None = None
+    contact: Contact | None = None
 
     @property
     def text(self) -> str | None:
@@ -354,7 +375,15 @@ class Message:
             return None
         c = self.content
         return SystemUpdate(
-            c.get("type"), c.get("body"), c.get("wa_id"), c.get("customer"), c.get("identity")
+            _str(c.get("type")),
+            _str(c.get("body")),
+            _str(c.get("wa_id") or c.get("new_wa_id")),
+            _str(c.get("customer")),
+            _str(c.get("identity")),
+            _str(c.get("user_id")),
+            _str(c.get("parent_user_id")),
+            _str(c.get("previous_user_id")),
+            _str(c.get("previous_parent_user_id")),
         )
 
     @property
@@ -385,7 +414,9 @@ class Message:
 
 @dataclass(frozen=True)
 class Status:
-    """A status update for a message the business sent."""
+    """A status update for a message the business sent: to ``recipient_id`` (a phone number) or,
+    when Meta knows the customer only by it, ``recipient_user_id`` (a BSUID). ``contacts`` is the
+    customer as Meta describes them (absent on failed statuses)."""
 
     id: str
     status: str
@@ -394,6 +425,9 @@ class Status:
     metadata: Metadata
     errors: list[dict[str, Any]]
     raw: dict[str, Any]
+    recipient_user_id: str | None = None
+    recipient_parent_user_id: str | None = None
+    contacts: tuple[Contact, ...] = ()
 
     @property
     def error_details(self) -> list[ErrorDetail]:
@@ -434,6 +468,23 @@ class Change:
     value: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IdentityChange:
+    """A customer's identifiers changed: a new phone number, a new business-scoped user id, or
+    both. Built from ``user_changed_number`` and ``user_changed_user_id`` system messages and
+    from ``user_id_update`` changes; every field Meta did not send is None."""
+
+    phone_number_id: str
+    timestamp: int
+    previous_wa_id: str | None = None
+    wa_id: str | None = None
+    previous_user_id: str | None = None
+    user_id: str | None = None
+    previous_parent_user_id: str | None = None
+    parent_user_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class WebhookEvent:
     """Everything one webhook delivery carries."""
@@ -443,6 +494,7 @@ class WebhookEvent:
     contacts: list[Contact] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     groups: list[GroupEvent] = field(default_factory=list)
+    identity_changes: list[IdentityChange] = field(default_factory=list)
 
 
 def parse_webhook(payload: Any) -> WebhookEvent:
@@ -468,27 +520,31 @@ def parse_webhook(payload: Any) -> WebhookEvent:
 
 def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
     metadata = _metadata(value)
-    names = {}
-    for raw in _dicts(value.get("contacts")):
-        profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
-        contact = Contact(wa_id=str(raw.get("wa_id", "")), name=profile.get("name"), raw=raw)
-        names[contact.wa_id] = contact.name
-        event.contacts.append(contact)
+    contacts = _contacts(value.get("contacts"))
+    event.contacts.extend(contacts)
     for raw in _dicts(value.get("messages")):
         if not isinstance(raw.get("id"), str):
             continue  # nothing to deduplicate or answer without an id
-        sender = str(raw.get("from", ""))
-        event.messages.append(
-            Message(
-                id=raw["id"],
-                from_=sender,
-                timestamp=_int(raw.get("timestamp")),
-                type=str(raw.get("type", "unknown")),
-                metadata=metadata,
-                contact_name=names.get(sender),
-                raw=raw,
-            )
+        sender = _str(raw.get("from")) or ""
+        user_id = _str(raw.get("from_user_id"))
+        contact = _matching(contacts, sender, user_id)
+        message = Message(
+            id=raw["id"],
+            from_=sender,
+            timestamp=_int(raw.get("timestamp")),
+            type=str(raw.get("type", "unknown")),
+            metadata=metadata,
+            contact_name=contact.name if contact else None,
+            raw=raw,
+            from_user_id=user_id or (contact.user_id if contact else None),
+            from_parent_user_id=_str(raw.get("from_parent_user_id"))
+            or (contact.parent_user_id if contact else None),
+            contact=contact,
         )
+        event.messages.append(message)
+        change = _identity_change(message)
+        if change is not None:
+            event.identity_changes.append(change)
     for raw in _dicts(value.get("statuses")):
         if not isinstance(raw.get("id"), str) or not isinstance(raw.get("status"), str):
             continue
@@ -497,12 +553,58 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
                 id=raw["id"],
                 status=raw["status"],
                 timestamp=_int(raw.get("timestamp")),
-                recipient_id=raw.get("recipient_id"),
+                recipient_id=_str(raw.get("recipient_id")),
                 metadata=metadata,
                 errors=list(_dicts(raw.get("errors"))),
                 raw=raw,
+                recipient_user_id=_str(raw.get("recipient_user_id")),
+                recipient_parent_user_id=_str(raw.get("recipient_parent_user_id")),
+                contacts=tuple(contacts),
             )
         )
+
+
+def _contacts(items: Any) -> list[Contact]:
+    contacts = []
+    for raw in _dicts(items):
+        profile = _dict(raw.get("profile"))
+        contacts.append(
+            Contact(
+                wa_id=_str(raw.get("wa_id")) or None,
+                name=_str(profile.get("name")),
+                raw=raw,
+                user_id=_str(raw.get("user_id")) or None,
+                parent_user_id=_str(raw.get("parent_user_id")) or None,
+                username=_str(profile.get("username")) or None,
+            )
+        )
+    return contacts
+
+
+def _matching(contacts: list[Contact], wa_id: str, user_id: str | None) -> Contact | None:
+    """The contact a message came from: by BSUID, else by phone, else the only one."""
+    for contact in contacts:
+        if (user_id and contact.user_id == user_id) or (wa_id and contact.wa_id == wa_id):
+            return contact
+    return contacts[0] if len(contacts) == 1 and not (wa_id or user_id) else None
+
+
+def _identity_change(message: Message) -> IdentityChange | None:
+    """The identity change a ``user_changed_number`` or ``user_changed_user_id`` notice reports."""
+    system = message.system
+    if system is None or system.type not in ("user_changed_number", "user_changed_user_id"):
+        return None
+    return IdentityChange(
+        phone_number_id=message.metadata.phone_number_id,
+        timestamp=message.timestamp,
+        previous_wa_id=system.customer or message.from_ or None,
+        wa_id=system.wa_id,
+        previous_user_id=system.previous_user_id or message.from_user_id,
+        user_id=system.user_id,
+        previous_parent_user_id=system.previous_parent_user_id,
+        parent_user_id=system.parent_user_id,
+        raw=message.raw,
+    )
 
 
 def _parse_groups_value(field_name: str, value: dict[str, Any], event: WebhookEvent) -> None:
