@@ -12,6 +12,8 @@ from dataclasses import asdict
 
 import requests
 
+from app.api_keys import SCOPES as API_KEY_SCOPES
+from app.api_keys import ApiKeyRegistry
 from app.config import ConfigError, get_settings, load_settings
 from app.credentials import CredentialError
 
@@ -132,6 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     apikeys_commands = apikeys.add_subparsers(dest="apikeys_command", required=True)
     create = apikeys_commands.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--label", required=True, help="who or what the key is for")
+    create.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        required=True,
+        choices=API_KEY_SCOPES,
+        help="what the key may do; repeat for several (admin: everything)",
+    )
+    create.add_argument(
+        "--number",
+        dest="numbers",
+        action="append",
+        default=[],
+        metavar="PHONE_NUMBER_ID",
+        help="a sending number the key may use; repeat for several (default: any number)",
+    )
     create.set_defaults(func=_apikeys_create)
     apikeys_commands.add_parser("list", help="list keys by id (never the keys)").set_defaults(
         func=_apikeys_list
@@ -287,15 +305,17 @@ def _numbers_remove(args: argparse.Namespace) -> int:
     return 1
 
 
-def _api_key_registry():
-    from app.api_keys import ApiKeyRegistry
-
+def _api_key_registry() -> ApiKeyRegistry:
     return ApiKeyRegistry(_redis_from_env(), get_settings().api_keys)
 
 
 @_credential_command
 def _apikeys_create(args: argparse.Namespace) -> int:
-    api_key, key = _api_key_registry().create(args.label)
+    try:
+        api_key, key = _api_key_registry().create(args.label, args.scopes, args.numbers)
+    except ValueError as refused:
+        print(f"apikeys create: {refused}", file=sys.stderr)
+        return 2
     print(f"created key {api_key.id} ({api_key.label}); it is shown only now:", file=sys.stderr)
     print(key)
     return 0

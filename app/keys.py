@@ -124,8 +124,9 @@ AI_STATS = PREFIX + ":ai:stats"
 and ``errors`` (each one answered with the fallback reply). No TTL: counters are cumulative."""
 
 API_KEYS = PREFIX + ":apikeys"
-"""Hash: API key id to JSON (label, SHA-256 of the key, created and revoked times). Keys
-themselves are never stored; no TTL, keys live until revoked and removed."""
+"""Hash: API key id to JSON (label, SHA-256 of the key, created time, revoked, scopes and sending
+numbers; a record without scopes predates them and holds ``admin``). Keys themselves are never
+stored; no TTL, keys live until revoked and removed."""
 API_KEY_DIGESTS = PREFIX + ":apikeys:digests"
 """Hash: SHA-256 of an active key to its id, so a request's key is found in one lookup."""
 API_KEYS_REVOKED = PREFIX + ":apikeys:revoked"

@@ -16,7 +16,7 @@ DEFAULT_LIMIT = 100
 
 
 @bp.get("")
-@requires("alerts:read")
+@requires("read")
 def list_alerts():
     """``{"firing": [...], "history": [...]}``, newest first; ``?limit=`` 1 to 1000 (default 100)."""
     raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))

@@ -6,8 +6,9 @@ digests and any of them can be revoked at once, without a restart (:mod:`app.api
 No key ever reaches a log or an error.
 
 Every ``/v1`` view declares the scope it needs with :func:`requires`; :func:`authenticate`, the
-``/v1`` blueprint's only ``before_request``, checks the key and then the scope. For now every
-key holds every scope (:func:`scopes_of`); per-key scopes plug in there.
+``/v1`` blueprint's only ``before_request``, checks the key and then that the key holds the
+scope (``admin`` holds every scope). A view that acts for a sending number calls
+:func:`require_number`, which refuses a key limited to other numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from app.api_keys import ApiKeyRegistry
+from app.api_keys import SCOPES, ApiKey, ApiKeyRegistry
 from app.db import get_redis
 from app.errors import ApiError
 
@@ -26,19 +27,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_KEY = "GATEWAY_API_KEYS"
 """The Flask config entry (and environment variable) holding the keys given at start."""
-
-SCOPES = frozenset(
-    {
-        "messages:read",
-        "messages:write",
-        "dead_letters:read",
-        "dead_letters:write",
-        "conversations:read",
-        "conversations:write",
-        "alerts:read",
-    }
-)
-"""What a ``/v1`` view may require: a resource, and whether it reads it or changes it."""
 
 SCOPE_ATTRIBUTE = "required_scope"
 """The attribute :func:`requires` sets on a view function."""
@@ -73,16 +61,11 @@ def registry() -> ApiKeyRegistry:
     return cached
 
 
-def scopes_of(key_id: str) -> frozenset[str]:
-    """The scopes the key ``key_id`` holds: all of them, until keys are given scopes."""
-    return SCOPES
-
-
 def authenticate() -> None:
     """Refuse the request unless it carries an active API key holding the view's scope.
 
     401 without a valid key, 403 without the scope; an unreachable key store raises, and the
-    application answers 503 for it like for any other Redis failure. Sets ``g.api_key_id``.
+    application answers 503 for it like for any other Redis failure. Sets ``g.api_key``.
     """
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
@@ -92,8 +75,8 @@ def authenticate() -> None:
             "send Authorization: Bearer <api key>",
             headers=_UNAUTHORIZED_HEADERS,
         )
-    key_id = registry().verify(credentials.strip())
-    if key_id is None:
+    api_key = registry().verify(credentials.strip())
+    if api_key is None:
         raise ApiError(
             401, "invalid_api_key", "the API key is not valid", headers=_UNAUTHORIZED_HEADERS
         )
@@ -102,6 +85,13 @@ def authenticate() -> None:
     if scope is None:  # fail closed: a view that forgot its scope is open to no key
         log.error("%s declares no scope; refused", request.endpoint)
         raise ApiError(403, "insufficient_scope", "this endpoint is open to no API key")
-    if scope not in scopes_of(key_id):
+    if not api_key.allows(scope):
         raise ApiError(403, "insufficient_scope", f"this API key lacks the scope {scope}")
-    g.api_key_id = key_id
+    g.api_key = api_key
+
+
+def require_number(number: str) -> None:
+    """Refuse the request (403 ``number_not_allowed``) if its key may not use ``number``."""
+    api_key: ApiKey = g.api_key
+    if not api_key.may_use(number):
+        raise ApiError(403, "number_not_allowed", f"this API key may not use the number {number}")

@@ -13,7 +13,7 @@ from app.conversations.context import ConversationStore
 from app.conversations.handoff import BY_OPERATOR, HandoffStore
 from app.db import get_redis
 from app.errors import ApiError
-from app.web.auth import requires
+from app.web.auth import require_number, requires
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,23 @@ def _settings() -> Settings:
     return current_app.config["SETTINGS"]
 
 
-def _check(wa_id: str) -> None:
+def _check(wa_id: str) -> str:
+    """The number whose conversation with ``wa_id`` the request is about: the configured one,
+    if ``wa_id`` is valid and the request's key may use that number; else raises ApiError."""
     if not _WA_ID.match(wa_id):
         raise ApiError(400, "invalid_wa_id", "wa_id must be the customer's number, digits only")
+    number = _settings().phone_number_id
+    require_number(number)
+    return number
 
 
 @bp.get("/<wa_id>")
-@requires("conversations:read")
+@requires("read")
 def show(wa_id: str):
     """The conversation's context, the customer's profile, the handoff state and the 24-hour
     window; 404 for a customer the gateway has never heard from."""
-    _check(wa_id)
-    settings = _settings()
-    redis_client = get_redis(settings.redis_url)
-    number = settings.phone_number_id
+    number = _check(wa_id)
+    redis_client = get_redis(_settings().redis_url)
     store = ConversationStore(redis_client)
     conversation = store.get(number, wa_id)
     profile = store.profile(number, wa_id)
@@ -75,10 +78,10 @@ def show(wa_id: str):
 
 
 @bp.post("/<wa_id>/handoff")
-@requires("conversations:write")
+@requires("send")
 def start_handoff(wa_id: str):
     """Hand the conversation to a person: 201 when it starts, 200 when it already was."""
-    _check(wa_id)
+    number = _check(wa_id)
     reason = None
     if request.get_data(cache=True):
         body = request.get_json(silent=True)
@@ -88,9 +91,8 @@ def start_handoff(wa_id: str):
         if reason is not None and not isinstance(reason, str):
             raise ApiError(400, "invalid_reason", "reason must be a string")
         reason = reason[:MAX_REASON_CHARS] if reason else None
-    settings = _settings()
-    handoff, started = HandoffStore(get_redis(settings.redis_url)).start(
-        settings.phone_number_id, wa_id, by=BY_OPERATOR, reason=reason
+    handoff, started = HandoffStore(get_redis(_settings().redis_url)).start(
+        number, wa_id, by=BY_OPERATOR, reason=reason
     )
     if started:
         log.info("conversation %s handed to a person by an operator", wa_id)
@@ -98,12 +100,11 @@ def start_handoff(wa_id: str):
 
 
 @bp.delete("/<wa_id>/handoff")
-@requires("conversations:write")
+@requires("send")
 def end_handoff(wa_id: str):
     """Give the conversation back to the responder; 404 if it was not handed off."""
-    _check(wa_id)
-    settings = _settings()
-    if not HandoffStore(get_redis(settings.redis_url)).end(settings.phone_number_id, wa_id):
+    number = _check(wa_id)
+    if not HandoffStore(get_redis(_settings().redis_url)).end(number, wa_id):
         raise ApiError(404, "not_handed_off", f"the conversation with {wa_id} is not handed off")
     log.info("conversation %s given back to the responder", wa_id)
     return jsonify({"wa_id": wa_id, "handoff": {"active": False}})

@@ -65,7 +65,7 @@ def _not_found() -> ApiError:
 
 
 @bp.get("")
-@requires("dead_letters:read")
+@requires("dead_letters")
 def list_dead_letters():
     """A page of dead letters, most recent failure first, filtered by ``reason`` and ``code``."""
     reason, code = _filter(request.args)
@@ -83,7 +83,7 @@ def list_dead_letters():
 
 
 @bp.get("/<message_id>")
-@requires("dead_letters:read")
+@requires("dead_letters")
 def show_dead_letter(message_id: str):
     """One dead letter in full: the message, the error, attempts, failure times, history."""
     letter = _stores()[0].get(message_id)
@@ -93,7 +93,7 @@ def show_dead_letter(message_id: str):
 
 
 @bp.post("/<message_id>/replay")
-@requires("dead_letters:write")
+@requires("dead_letters")
 def replay_dead_letter(message_id: str):
     """Send a dead-lettered message again: same id and idempotency key, attempts reset."""
     dead_letters, store = _stores()
@@ -103,7 +103,7 @@ def replay_dead_letter(message_id: str):
 
 
 @bp.post("/replay")
-@requires("dead_letters:write")
+@requires("dead_letters")
 def replay_matching():
     """Replay every dead letter matching ``{"reason", "code"}`` (or ``{"all": true}``)."""
     request.max_content_length = MAX_FILTER_BYTES
@@ -125,7 +125,7 @@ def replay_matching():
 
 
 @bp.delete("/<message_id>")
-@requires("dead_letters:write")
+@requires("dead_letters")
 def delete_dead_letter(message_id: str):
     """Drop a dead letter for good; the message record keeps its status and history."""
     if not _stores()[0].remove(message_id):

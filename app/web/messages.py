@@ -31,7 +31,7 @@ from app.delivery.idempotency import (
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows, FallbackTemplate
 from app.errors import ApiError
-from app.web.auth import requires
+from app.web.auth import require_number, requires
 from tasks.enqueue import enqueue_sends
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
@@ -94,15 +94,18 @@ def _refusal(refused: intake.Refused) -> ApiError:
 
 
 def _prepare(body: Any) -> intake.Submission:
-    """The validated submission for one message object; raises :class:`intake.Refused`."""
+    """The validated submission for one message object; raises :class:`intake.Refused`, or
+    :class:`ApiError` 403 if the request's key may not send from the message's number."""
     redis_client = _redis()
-    return intake.prepare(
+    submission = intake.prepare(
         body,
         phone_number_id=_settings().phone_number_id,
         windows=CustomerWindows(redis_client),
         fallback=fallback_template(),
         is_registered=lambda number: is_registered(redis_client, number),
     )
+    require_number(submission.phone_number_id or _settings().phone_number_id)
+    return submission
 
 
 def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
@@ -151,7 +154,7 @@ def _accepted(payload: dict[str, Any], replayed: bool):
 
 
 @bp.post("")
-@requires("messages:write")
+@requires("send")
 def create_message():
     """Accept one message: 202 with its id once durably enqueued."""
     key = _idempotency_key()
@@ -165,7 +168,7 @@ def create_message():
 
 
 @bp.post("/batch")
-@requires("messages:write")
+@requires("send")
 def create_batch():
     """Accept up to 1,000 messages, each validated; all are accepted or none."""
     key = _idempotency_key()
@@ -202,10 +205,11 @@ def create_batch():
 
 
 @bp.get("/<message_id>")
-@requires("messages:read")
+@requires("read")
 def get_message(message_id: str):
     """A message's status, Meta's id, attempts, error and history."""
     record = MessageStore(_redis()).get(message_id)
     if record is None:
         raise ApiError(404, "not_found", "no message with this id")
+    require_number(record.phone_number_id or _settings().phone_number_id)
     return jsonify(record.to_dict())

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from app import __version__
+from app.api_keys import ADMIN, DEAD_LETTERS, READ, SCOPES, SEND
 from app.conversations.context import BUSINESS, CUSTOMER
 from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
 from app.delivery.dead_letters import REASONS
@@ -37,12 +38,26 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_EVERY_OPERATION = {
-    "401": _error("missing or invalid API key"),
-    "403": _error("the API key lacks this operation's scope (`insufficient_scope`)"),
-    "503": _error("Redis is unavailable (`redis_unavailable`); retry after `Retry-After` seconds"),
-}
-"""What any /v1 operation may answer: authentication and its scope come first, and they read Redis."""
+def _needs(scope: str) -> list[dict[str, list[str]]]:
+    """An operation's ``security``: a bearer key holding ``scope`` (or ``admin``)."""
+    return [{"apiKey": [scope]}]
+
+
+def _guarded(*, per_number: bool = False) -> dict[str, Any]:
+    """What any /v1 operation may answer: authentication and its scope come first, and they read
+    Redis. ``per_number``: the operation acts for a sending number, which a key may not use."""
+    refused = "the API key lacks this operation's scope (`insufficient_scope`)"
+    if per_number:
+        refused += ", or may not use its sending number (`number_not_allowed`)"
+    return {
+        "401": _error("missing or invalid API key"),
+        "403": _error(refused),
+        "503": _error(
+            "Redis is unavailable (`redis_unavailable`); retry after `Retry-After` seconds"
+        ),
+    }
+
+
 _NOT_FOUND = {"404": _error("no such message or dead letter")}
 
 _IDEMPOTENCY = {
@@ -352,6 +367,15 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_KEY_DESCRIPTION = (
+    "A key from `GATEWAY_API_KEYS` or `wa-gateway apikeys create --scope ...`. Each operation "
+    f"lists the scope it needs ({', '.join(f'`{scope}`' for scope in SCOPES)}): `{SEND}` sends "
+    f"messages and hands conversations over, `{READ}` reads messages, conversations and alerts, "
+    f"`{DEAD_LETTERS}` lists, replays and purges dead letters, `{ADMIN}` holds every scope. "
+    "A key may be limited to some sending numbers. Keys of `GATEWAY_API_KEYS` hold `admin`."
+)
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the ``/v1`` API."""
     return {
@@ -367,6 +391,7 @@ def spec() -> dict[str, Any]:
             "/v1/messages": {
                 "post": {
                     "operationId": "sendMessage",
+                    "security": _needs(SEND),
                     "summary": "Queue one message",
                     "parameters": [_IDEMPOTENCY],
                     "requestBody": {
@@ -376,7 +401,7 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "202": _json(_ref("Accepted"), "durably queued"),
                         "400": _error("the body is not JSON"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error(
@@ -388,6 +413,7 @@ def spec() -> dict[str, Any]:
             "/v1/messages/batch": {
                 "post": {
                     "operationId": "sendMessages",
+                    "security": _needs(SEND),
                     "summary": f"Queue up to {MAX_BATCH} messages, all or none",
                     "parameters": [_IDEMPOTENCY],
                     "requestBody": {
@@ -421,7 +447,7 @@ def spec() -> dict[str, Any]:
                             "every message durably queued, ids in request order",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error("one or more messages refused (see `errors`)"),
@@ -431,11 +457,12 @@ def spec() -> dict[str, Any]:
             "/v1/messages/{id}": {
                 "get": {
                     "operationId": "getMessage",
+                    "security": _needs(READ),
                     "summary": "A message's status, wamid, attempts, error and history",
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("Message"), "the message"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                         **_NOT_FOUND,
                     },
                 }
@@ -443,6 +470,7 @@ def spec() -> dict[str, Any]:
             "/v1/dead-letters": {
                 "get": {
                     "operationId": "listDeadLetters",
+                    "security": _needs(DEAD_LETTERS),
                     "summary": "Dead letters, most recent failure first",
                     "parameters": [
                         {"name": "reason", "in": "query", "schema": {"enum": list(REASONS)}},
@@ -470,7 +498,7 @@ def spec() -> dict[str, Any]:
                             },
                             "a page of dead letters",
                         ),
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                         "422": _error("invalid filter"),
                     },
                 }
@@ -478,21 +506,23 @@ def spec() -> dict[str, Any]:
             "/v1/dead-letters/{id}": {
                 "get": {
                     "operationId": "getDeadLetter",
+                    "security": _needs(DEAD_LETTERS),
                     "summary": "One dead letter in full",
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "200": _json(_ref("DeadLetter"), "the dead letter"),
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                         **_NOT_FOUND,
                     },
                 },
                 "delete": {
                     "operationId": "deleteDeadLetter",
+                    "security": _needs(DEAD_LETTERS),
                     "summary": "Purge one dead letter",
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "204": {"description": "purged"},
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                         **_NOT_FOUND,
                     },
                 },
@@ -500,11 +530,12 @@ def spec() -> dict[str, Any]:
             "/v1/dead-letters/{id}/replay": {
                 "post": {
                     "operationId": "replayDeadLetter",
+                    "security": _needs(DEAD_LETTERS),
                     "summary": "Send again: same id and idempotency key, attempts reset",
                     "parameters": [_MESSAGE_ID],
                     "responses": {
                         "202": _json(_ref("Accepted"), "queued again"),
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                         **_NOT_FOUND,
                     },
                 }
@@ -512,6 +543,7 @@ def spec() -> dict[str, Any]:
             "/v1/dead-letters/replay": {
                 "post": {
                     "operationId": "replayDeadLetters",
+                    "security": _needs(DEAD_LETTERS),
                     "summary": "Replay every dead letter matching a filter",
                     "requestBody": {
                         "required": True,
@@ -542,7 +574,7 @@ def spec() -> dict[str, Any]:
                             "the ids queued again",
                         ),
                         "400": _error("the body is not JSON"),
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                         "422": _error("no filter, or an invalid one"),
                     },
                 }
@@ -550,12 +582,13 @@ def spec() -> dict[str, Any]:
             "/v1/conversations/{id}": {
                 "get": {
                     "operationId": "getConversation",
+                    "security": _needs(READ),
                     "summary": "A customer's conversation: context, profile, handoff and window",
                     "parameters": [_WA_ID],
                     "responses": {
                         "200": _json(_ref("Conversation"), "the conversation"),
                         "400": _error("not a WhatsApp id"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                         "404": _error("no conversation with this customer"),
                     },
                 }
@@ -563,6 +596,7 @@ def spec() -> dict[str, Any]:
             "/v1/conversations/{id}/handoff": {
                 "post": {
                     "operationId": "startHandoff",
+                    "security": _needs(SEND),
                     "summary": "Hand the conversation to a person: auto-replies stop",
                     "parameters": [_WA_ID],
                     "requestBody": {
@@ -580,17 +614,18 @@ def spec() -> dict[str, Any]:
                         "200": _HANDOFF,
                         "201": _HANDOFF,
                         "400": _error("not a WhatsApp id, or a body that is not an object"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                     },
                 },
                 "delete": {
                     "operationId": "endHandoff",
+                    "security": _needs(SEND),
                     "summary": "End the handoff: auto-replies resume",
                     "parameters": [_WA_ID],
                     "responses": {
                         "200": _HANDOFF,
                         "400": _error("not a WhatsApp id"),
-                        **_EVERY_OPERATION,
+                        **_guarded(per_number=True),
                         "404": _error("no handoff is active"),
                     },
                 },
@@ -598,6 +633,7 @@ def spec() -> dict[str, Any]:
             "/v1/alerts": {
                 "get": {
                     "operationId": "listAlerts",
+                    "security": _needs(READ),
                     "summary": "Alerts firing now, and the history of alerts and recoveries",
                     "parameters": [
                         {
@@ -620,7 +656,7 @@ def spec() -> dict[str, Any]:
                             "alerts, newest first",
                         ),
                         "400": _error("an invalid limit"),
-                        **_EVERY_OPERATION,
+                        **_guarded(),
                     },
                 }
             },
@@ -631,7 +667,7 @@ def spec() -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A key from `GATEWAY_API_KEYS` or `wa-gateway apikeys create`.",
+                    "description": _KEY_DESCRIPTION,
                 }
             },
         },

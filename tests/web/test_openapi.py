@@ -7,9 +7,11 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
+from app.api_keys import SCOPES
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
+from app.web import auth
 from tests.web.test_messages import AUTH, TEMPLATE, make_client, post
 
 
@@ -46,6 +48,22 @@ def test_it_is_openapi_31_and_covers_every_v1_route(client, spec):
     described = {(p, m) for p, ops in spec["paths"].items() for m in ops}
     assert routes == described
     assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+
+
+def test_each_operation_names_the_scope_its_view_requires(client, spec):
+    adapter = client.application.url_map.bind("localhost")
+    per_number = {"sendMessage", "sendMessages", "getMessage", "getConversation"}
+    per_number |= {"startHandoff", "endHandoff"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            endpoint, _ = adapter.match(path.replace("{id}", "573001234567"), method=method.upper())
+            view = client.application.view_functions[endpoint]
+            assert operation["security"] == [{"apiKey": [getattr(view, auth.SCOPE_ATTRIBUTE)]}]
+            refused = operation["responses"]["403"]["description"]
+            assert "insufficient_scope" in refused
+            assert ("number_not_allowed" in refused) == (operation["operationId"] in per_number)
+    described = spec["components"]["securitySchemes"]["apiKey"]["description"]
+    assert all(f"`{scope}`" in described for scope in SCOPES)
 
 
 def test_real_answers_match_the_schemas(client, spec, redis_client):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from app.api_keys import ApiKeyRegistry
 from app.conversations.context import ConversationStore
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
@@ -38,8 +39,8 @@ class Recorder:
         self.adapter = client.application.url_map.bind("localhost")
         self.answers: list[tuple[str, str, int, Any]] = []
 
-    def call(self, method: str, path: str, **kwargs: Any):
-        response = getattr(self.client, method)(path, headers=AUTH, **kwargs)
+    def call(self, method: str, path: str, headers: dict = AUTH, **kwargs: Any):
+        response = getattr(self.client, method)(path, headers=headers, **kwargs)
         rule, _ = self.adapter.match(path.split("?")[0], method=method.upper(), return_rule=True)
         template = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", "{id}", rule.rule)
         self.answers.append((template, method, response.status_code, response.get_json()))
@@ -165,6 +166,13 @@ def exercise(api: Recorder, redis_client) -> None:
     api.call("get", f"/v1/conversations/{WA_ID}")
     api.call("delete", f"/v1/conversations/{WA_ID}/handoff")
     api.call("get", "/v1/conversations/12")
+
+    # Refusals: a key without the scope, and one limited to another sending number.
+    registry = ApiKeyRegistry(redis_client)
+    reader = {"Authorization": "Bearer " + registry.create("reader", ["read"])[1]}
+    api.call("post", "/v1/messages", headers=reader, json=TEMPLATE)
+    elsewhere = registry.create("elsewhere", ["read"], ["106540352240000"])[1]
+    api.call("get", f"/v1/conversations/{WA_ID}", headers={"Authorization": f"Bearer {elsewhere}"})
 
     # Alerts: one firing, one resolved.
     evaluator = AlertEvaluator(redis_client, AlertThresholds(), [], deployment="prod")
