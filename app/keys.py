@@ -94,6 +94,18 @@ OPS_READINESS_PROBE = PREFIX + ":ops:readyz"
 """Written by ``/readyz`` to prove the broker accepts writes (not read-only, not out of memory)."""
 OPS_READINESS_PROBE_TTL = 60
 # --- Conversations ------------------------------------------------------------------------------
+# ``{wa_id}`` in the conversation, profile, handoff, window and pair keys is the customer key the
+# contact book gives (app/conversations/customers.py): a BSUID, or a phone number.
+
+CUSTOMER_ID = PREFIX + ":customers:{phone_number_id}:{kind}:{value}"
+"""One of a customer's ids (``kind``: phone, user, parent or username) to their customer key:
+the contact book, filled from every webhook, so any id finds the one history."""
+CUSTOMER = PREFIX + ":customer:{phone_number_id}:{customer}"
+"""A customer's ids as last seen (hash: wa_id, user_id, parent_user_id, username, seen_at)."""
+CUSTOMER_TTL = 180 * DAY
+"""As long as a profile (renewed at every sighting): a returning customer is still recognised,
+and the ids of one silent for six months are forgotten with the rest of their data."""
+
 
 CONVERSATION = PREFIX + ":conv:{phone_number_id}:{wa_id}"
 """A conversation's context (JSON): recent exchanges, the historical summary, last inbound time."""

@@ -80,6 +80,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
             log.warning("webhook dropped: %s", exc)
             return {"dropped": str(exc)}
         observed.duplicates = result.duplicates
+        observed.customers = result.customers
         # The ids replies to these messages will carry, so logs follow a message to its answer.
         observed.replies = [reply_id(wamid) for wamid in result.accepted]
     return result.to_dict()

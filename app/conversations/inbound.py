@@ -23,6 +23,7 @@ import redis
 
 from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
+from app.conversations.customers import CustomerBook
 from app.conversations.handoff import BY_CUSTOMER, HandoffStore
 from app.conversations.ranking import rank_context
 from app.conversations.responders.interface import Inbound
@@ -67,6 +68,8 @@ class InboundResult:
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: int = 0
     statuses_ignored: int = 0
+    customers: dict[str, str] = field(default_factory=dict)
+    """The customer key of each message, by message id (for activity metrics)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,9 +101,10 @@ def handle_webhook(
     failing, while any other delivery of that message skips it as a duplicate.
     """
     event = parse_webhook(payload)
+    # Every id Meta sends goes into the contact book first, so each message finds its customer.
+    result = InboundResult(customers=CustomerBook(redis_client).learn_event(event))
     store = MessageStore(redis_client)
     handoffs = HandoffStore(redis_client)
-    result = InboundResult()
     for status in event.statuses:
         if apply_status(store, status):
             result.statuses_applied += 1
@@ -108,16 +112,22 @@ def handle_webhook(
             result.statuses_ignored += 1
     windows = CustomerWindows(redis_client)
     for message in event.messages:
+        customer = result.customers.get(message.id)
+        if customer is None:
+            log.warning("message %s names no customer (no phone, no user id): dropped", message.id)
+            continue
         # Every message from the customer reopens their 24-hour window with this number.
-        windows.record_inbound(message.metadata.phone_number_id, message.from_, message.timestamp)
+        windows.record_inbound(message.metadata.phone_number_id, customer, message.timestamp)
         if not claim(redis_client, message.id, owner):
             result.duplicates.append(message.id)
             continue
         try:
-            turn = describe(message)
+            turn = describe(message, customer)
             log.info("inbound %s message %s", turn.type, turn.id)
             if mark_read is not None and turn.type not in ("reaction", "system"):
-                typing = turn.expects_reply and not handoffs.get(turn.phone_number_id, turn.wa_id)
+                typing = turn.expects_reply and not handoffs.get(
+                    turn.phone_number_id, turn.customer
+                )
                 send_read_receipt(mark_read, turn.phone_number_id, turn.id, typing)
             if fetch_media is not None and "media" in turn.structured:
                 turn = fetch_media(turn)
@@ -149,7 +159,7 @@ def record_turn(
     turn = CustomerTurn.from_dict(turn_data)
     recorded = ConversationStore(redis_client).record(
         turn.phone_number_id,
-        turn.wa_id,
+        turn.customer,
         turn.exchange(),
         text="" if turn.type in ("reaction", "system", "unsupported") else turn.text,
         products=turn.products,
@@ -160,16 +170,16 @@ def record_turn(
     handoffs = HandoffStore(redis_client)
     if wants_human(turn.text):
         handoff, started = handoffs.start(
-            turn.phone_number_id, turn.wa_id, by=BY_CUSTOMER, message_id=turn.id
+            turn.phone_number_id, turn.customer, by=BY_CUSTOMER, message_id=turn.id
         )
         if started:
-            log.info("conversation %s handed to a person at the customer's request", turn.wa_id)
+            log.info("conversation %s handed to a person at the customer's request", turn.customer)
     else:
-        handoff = handoffs.get(turn.phone_number_id, turn.wa_id)
+        handoff = handoffs.get(turn.phone_number_id, turn.customer)
     # Decided now, not when answering: a message that arrived while a person had the
     # conversation stays theirs even if the handoff ends before the answer step runs.
     if handoff is not None and handoff.message_id != turn.id:
-        log.info("conversation %s is with a person: %s not answered", turn.wa_id, turn.id)
+        log.info("conversation %s is with a person: %s not answered", turn.customer, turn.id)
         return recorded
     enqueue_answer(turn.to_dict())
     return recorded
@@ -196,23 +206,25 @@ def answer_turn(
         enqueue_send(message_id, existing.priority)
         return message_id
     conversations = ConversationStore(redis_client)
-    profile = conversations.profile(turn.phone_number_id, turn.wa_id)
+    profile = conversations.profile(turn.phone_number_id, turn.customer)
     language = detect_language(turn.text, default=profile.language if profile else None)
-    handoff = HandoffStore(redis_client).get(turn.phone_number_id, turn.wa_id)
+    handoff = HandoffStore(redis_client).get(turn.phone_number_id, turn.customer)
     if handoff is not None:
         if handoff.message_id != turn.id:
-            log.info("conversation %s is with a person: %s not answered", turn.wa_id, turn.id)
+            log.info("conversation %s is with a person: %s not answered", turn.customer, turn.id)
             return None
         body, source = HANDOFF_REPLIES[language or "es"], "handoff"
     else:
         context = rank_context(
-            conversations.get(turn.phone_number_id, turn.wa_id),
+            conversations.get(turn.phone_number_id, turn.customer),
             turn.text,
             exclude_id=turn.id,
             limit=context_messages,
         )
         inbound = Inbound(
             wa_id=turn.wa_id,
+            customer=turn.customer,
+            user_id=turn.user_id,
             text=turn.text,
             name=turn.name,
             type=turn.type,
@@ -230,7 +242,8 @@ def answer_turn(
     payload = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": turn.wa_id,
+        # A customer whose phone Meta withholds is answered by BSUID alone.
+        **turn.address,
         "type": "text",
         "text": {"body": body},
         "context": {"message_id": turn.id},
@@ -244,10 +257,11 @@ def answer_turn(
 
 
 def record_reply(reply_data: dict[str, Any], *, redis_client: redis.Redis) -> bool:
-    """Add the business's reply to the conversation; False if it was already there."""
+    """Add the business's reply to the customer's conversation; False if it was already there."""
     exchange = Exchange.from_dict(reply_data["exchange"])
     return ConversationStore(redis_client).record(
-        reply_data["phone_number_id"], reply_data["wa_id"], exchange
+        # "wa_id": a reply queued before the contact book, when the phone was the key.
+        reply_data["phone_number_id"], reply_data.get("customer") or reply_data["wa_id"], exchange
     )
 
 
@@ -262,7 +276,7 @@ def _reply_record(turn: CustomerTurn, message_id: str, body: str, source: str) -
     )
     return {
         "phone_number_id": turn.phone_number_id,
-        "wa_id": turn.wa_id,
+        "customer": turn.customer,
         "exchange": exchange.to_dict(),
     }
 

@@ -77,7 +77,7 @@ class MediaFetcher:
         """Write ``content`` under the media directory, named by its hash (a redelivery rewrites
         the same file), atomically (a reader never sees half a file)."""
         extension = mimetypes.guess_extension((mime_type or "").split(";")[0].strip()) or ".bin"
-        folder = self.media_dir / turn.phone_number_id / turn.wa_id
+        folder = self.media_dir / turn.phone_number_id / turn.customer
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{digest.hex()}{extension}"
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".part-")

@@ -29,6 +29,7 @@ class CustomerTurn:
 
     id: str
     wa_id: str
+    """The customer's phone number, or "" when Meta withholds it (a customer with a username)."""
     phone_number_id: str
     type: str
     at: float
@@ -38,6 +39,20 @@ class CustomerTurn:
     structured: dict[str, Any] = field(default_factory=dict)
     replied_to: str | None = None
     """The id of the message this one answers or reacts to, if any."""
+    customer: str = ""
+    """The customer key (see :mod:`app.conversations.customers`) the conversation is stored under;
+    the phone number for a turn queued before the contact book existed."""
+    user_id: str | None = None
+    """The customer's business-scoped user id, when Meta gave one."""
+
+    def __post_init__(self) -> None:
+        if not self.customer:
+            object.__setattr__(self, "customer", self.wa_id or self.user_id or "")
+
+    @property
+    def address(self) -> dict[str, str]:
+        """Who a reply goes to: ``to`` the phone when known, else ``recipient`` the BSUID."""
+        return {"to": self.wa_id} if self.wa_id else {"recipient": self.user_id or self.customer}
 
     @property
     def expects_reply(self) -> bool:
@@ -91,8 +106,9 @@ class CustomerTurn:
         return cls(**known)
 
 
-def describe(message: Message) -> CustomerTurn:
-    """The :class:`CustomerTurn` for an inbound message of any type Meta sends."""
+def describe(message: Message, customer: str | None = None) -> CustomerTurn:
+    """The :class:`CustomerTurn` for an inbound message of any type Meta sends, from the customer
+    keyed ``customer`` (default: the sender's BSUID, else their phone)."""
     content = message.content
     kind = message.type
     structured: dict[str, Any] = {}
@@ -196,6 +212,8 @@ def describe(message: Message) -> CustomerTurn:
         name=message.contact_name,
         structured=structured,
         replied_to=replied_to if isinstance(replied_to, str) else None,
+        customer=customer or message.from_user_id or message.from_,
+        user_id=message.from_user_id,
     )
 
 

@@ -129,6 +129,7 @@ class DeadLetter:
             "code": self.code,
             "title": (self.error or {}).get("title") or (self.error or {}).get("message"),
             "to": self.message.get("to"),
+            "recipient": self.message.get("recipient"),
             "priority": self.priority,
             "attempts": self.attempts,
             "first_failed_at": self.first_failed_at,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.conversations.customers import CustomerBook
 from app.credentials import PHONE_NUMBER_ID
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
@@ -19,6 +20,7 @@ from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 from app.errors import DeliveryError
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.messages import validate_message
+from app.whatsapp.phone import canonical_whatsapp_number
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +75,14 @@ def prepare(
     windows: CustomerWindows,
     fallback: FallbackTemplate | None,
     is_registered: Callable[[str], bool] | None = None,
+    customers: CustomerBook | None = None,
 ) -> Submission:
     """Validate one message of the API and apply the customer's 24-hour window.
 
     ``phone_number_id`` is the configured sending number; a body may name another with its own
-    ``phone_number_id`` if ``is_registered`` says it is one of the gateway's numbers.
+    ``phone_number_id`` if ``is_registered`` says it is one of the gateway's numbers. The
+    customer is ``to`` (a phone) or ``recipient`` (a BSUID); given both, ``to`` wins, as at Meta.
+    ``customers`` finds the customer key their window is kept under (without it: the id itself).
     Raises :class:`Refused` with ``invalid_message`` (naming the field) or ``window_closed``.
     """
     if not isinstance(body, dict):
@@ -96,19 +101,25 @@ def prepare(
             "phone_number_id",
             "is not a sending number of this gateway (see 'wa-gateway numbers add')",
         )
+    message = {k: v for k, v in body.items() if k not in ("priority", "phone_number_id")}
+    if isinstance(message.get("to"), str) and message.get("recipient_type") != "group":
+        # Meta accepts "+573001234567"; the record and every key use the digits only.
+        message["to"] = canonical_whatsapp_number(message["to"])
     try:
-        message = validate_message(
-            {k: v for k, v in body.items() if k not in ("priority", "phone_number_id")}
-        )
+        message = validate_message(message)
     except MessageValidationError as exc:
         raise Refused("invalid_message", exc.field, exc.message) from None
     # The window is per (business number, customer): the one this message is sent from.
-    if not is_free_form(message) or windows.is_open(sender, message["to"]):
+    address = "to" if message.get("to") else "recipient"
+    customer = message.get(address, "")
+    if customers is not None and message.get("recipient_type") != "group":
+        customer = customers.key_for(sender, customer)
+    if not is_free_form(message) or windows.is_open(sender, customer):
         return Submission(message, priority, phone_number_id=sender)
     if fallback is None:
         raise Refused(
             "window_closed",
-            "to",
+            address,
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}

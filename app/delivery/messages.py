@@ -113,12 +113,15 @@ class MessageRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     phone_number_id: str | None = None
     """The number it is sent from; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
+    recipient: str | None = None
+    """The customer's business-scoped user id, for a message addressed by ``recipient``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the API returns."""
         return {
             "id": self.id,
             "to": self.to,
+            "recipient": self.recipient,
             "phone_number_id": self.phone_number_id,
             "priority": self.priority,
             "status": self.status,
@@ -207,6 +210,7 @@ class MessageStore:
         record = {
             "id": message_id,
             "to": str(payload.get("to", "")),
+            "recipient": str(payload.get("recipient", "")),
             "payload": json.dumps(payload, separators=(",", ":")),
             "priority": priority,
             "status": QUEUED,
@@ -281,6 +285,7 @@ class MessageStore:
             updated_at=float(data.get("updated_at", 0)),
             history=[json.loads(h) for h in entries],
             phone_number_id=data.get("phone_number_id") or None,
+            recipient=data.get("recipient") or None,
         )
 
     def advance(

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.conversations.customers import CustomerBook
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import QUEUED, TERMINAL, MessageRecord, MessageStore
@@ -112,8 +113,12 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
         except GraphAPIError as exc:
             # No token for its number (removed, or keys missing): the operator must act.
             return handle_send_failure(sender, message_id, exc)
-        # The limits are Meta's per sending number, so each number has its own bucket.
-        wait = sender.limiter.acquire(client.phone_number_id, record.to, record.priority)
+        # The limits are Meta's per sending number, so each number has its own bucket; the pair
+        # bucket is the customer's, whether this message names them by phone or by BSUID.
+        customer = CustomerBook(store.redis).key_for(
+            client.phone_number_id, record.to or record.recipient or ""
+        )
+        wait = sender.limiter.acquire(client.phone_number_id, customer, record.priority)
         if wait > 0:
             metrics.record_rate_limit_deferral()
             metrics.record_retry("rate_limited")

@@ -52,6 +52,7 @@ class CustomerWindows:
 
     @staticmethod
     def key(phone_number_id: str, wa_id: str) -> str:
+        """The window key of a customer key (app.conversations.customers): BSUID or phone."""
         return keys.CUSTOMER_WINDOW.format(phone_number_id=phone_number_id, wa_id=wa_id)
 
     def record_inbound(self, phone_number_id: str, wa_id: str, at: float | None = None) -> bool:
@@ -100,11 +101,13 @@ class FallbackTemplate:
         return cls.parse((settings or get_settings()).window_fallback_template)
 
     def message_for(self, original: Mapping[str, Any]) -> dict[str, Any]:
-        """The template message that replaces ``original``, to the same recipient."""
+        """The template message that replaces ``original``, to the same recipient (by ``to``,
+        ``recipient`` or both, as ``original`` names them)."""
+        address = {k: original[k] for k in ("to", "recipient") if k in original}
         return {
             "messaging_product": "whatsapp",
             "recipient_type": original.get("recipient_type", "individual"),
-            "to": original["to"],
+            **address,
             "type": TEMPLATE_TYPE,
             TEMPLATE_TYPE: {"name": self.name, "language": {"code": self.language}},
         }

@@ -15,9 +15,10 @@ ACTIVE_CONVERSATION_WINDOW = get_settings().active_conversation_window
 24-hour customer service window, in which free-form replies may be sent."""
 
 
-def customer_key(wa_id: str) -> str:
-    """A stable stand-in for a customer's number, so the activity set holds no phone numbers."""
-    return hashlib.sha256(wa_id.encode()).hexdigest()[:20]
+def customer_key(customer: str) -> str:
+    """A stable stand-in for a customer key (a BSUID or phone number, from the contact book), so
+    the activity set holds no personal ids."""
+    return hashlib.sha256(customer.encode()).hexdigest()[:20]
 
 
 class ActiveConversations:
@@ -27,11 +28,11 @@ class ActiveConversations:
         self.redis = redis_client
         self.window = window
 
-    def touch(self, wa_id: str, now: float | None = None) -> None:
-        """The customer ``wa_id`` just wrote."""
+    def touch(self, customer: str, now: float | None = None) -> None:
+        """The customer keyed ``customer`` just wrote."""
         now = now or time.time()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(keys.OPS_ACTIVE_CONVERSATIONS, {customer_key(wa_id): now})
+        pipe.zadd(keys.OPS_ACTIVE_CONVERSATIONS, {customer_key(customer): now})
         pipe.zremrangebyscore(keys.OPS_ACTIVE_CONVERSATIONS, "-inf", now - self.window)
         pipe.expire(keys.OPS_ACTIVE_CONVERSATIONS, keys.OPS_ACTIVE_CONVERSATIONS_TTL)
         pipe.execute()

@@ -302,13 +302,13 @@ def record_cache_lookup(hit: bool) -> None:
     _add({w.CACHE_HITS if hit else w.CACHE_MISSES: 1})
 
 
-def record_conversation_activity(wa_id: str) -> None:
-    """The customer ``wa_id`` wrote; feeds ``whatsapp_active_conversations``."""
+def record_conversation_activity(customer: str) -> None:
+    """The customer keyed ``customer`` wrote; feeds ``whatsapp_active_conversations``."""
     shared = _shared_window()
     if shared is None:
         return
     try:
-        ActiveConversations(shared.redis).touch(wa_id)
+        ActiveConversations(shared.redis).touch(customer)
     except (RedisError, OSError) as exc:
         log.debug("conversation activity not recorded: %s", type(exc).__name__)
 

@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 class WebhookObservation:
     """One inbound delivery being processed: set ``duplicates`` and ``replies`` when known."""
 
-    messages: list[tuple[str, str, str]]  # (wamid, type, wa_id)
+    messages: list[tuple[str, str, str]]  # (wamid, type, the sender's BSUID or phone)
     kind: str
     duplicates: list[str] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    customers: dict[str, str] = field(default_factory=dict)
+    """The customer key of each message (from the contact book), by wamid."""
 
 
 @contextmanager
@@ -42,7 +44,7 @@ def observe_webhook(payload: dict[str, Any]) -> Iterator[WebhookObservation]:
     """
     try:
         event = parse_webhook(payload)
-        messages = [(m.id, m.type, m.from_) for m in event.messages]
+        messages = [(m.id, m.type, m.from_user_id or m.from_) for m in event.messages]
     except WebhookFormatError:
         messages = []
     kind = messages[0][1] if messages else "status"
@@ -53,10 +55,11 @@ def observe_webhook(payload: dict[str, Any]) -> Iterator[WebhookObservation]:
             yield observation
         finally:
             metrics.observe_processing(kind, time.perf_counter() - started)
-        for wamid, message_type, wa_id in messages:
+        for wamid, message_type, sender in messages:
             if wamid not in observation.duplicates:
                 metrics.record_received(message_type)
-                metrics.record_conversation_activity(wa_id)
+                # One customer counts once, whichever id they wrote with.
+                metrics.record_conversation_activity(observation.customers.get(wamid) or sender)
         if messages:
             log.info(
                 "webhook processed: %d messages, replies %s",

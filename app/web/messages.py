@@ -1,6 +1,7 @@
 """``/v1/messages``: the send API. Views validate, record, enqueue and return an id.
 
-- ``POST /v1/messages``: one Cloud API message object plus an optional ``priority`` and
+- ``POST /v1/messages``: one Cloud API message object (to ``to``, a phone number, ``recipient``,
+  a business-scoped user id, or both: ``to`` wins, as at Meta) plus an optional ``priority`` and
   ``phone_number_id`` (the sending number: the configured one by default, or one registered with
   ``wa-gateway numbers add``); 202 once the broker holds its send task.
 - ``POST /v1/messages/batch``: ``{"messages": [...]}``, up to 1,000, all or none accepted.
@@ -18,6 +19,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from app.config import Settings
+from app.conversations.customers import CustomerBook
 from app.credentials import is_registered
 from app.db import get_redis
 from app.delivery import intake
@@ -103,6 +105,7 @@ def _prepare(body: Any) -> intake.Submission:
         windows=CustomerWindows(redis_client),
         fallback=fallback_template(),
         is_registered=lambda number: is_registered(redis_client, number),
+        customers=CustomerBook(redis_client),
     )
     require_number(submission.phone_number_id or _settings().phone_number_id)
     return submission

@@ -69,18 +69,32 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 }
 _MESSAGE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_USER_ID_PATTERN = r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$"
 _WA_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "description": "the customer's WhatsApp id (digits only)",
-    "schema": {"type": "string", "pattern": "^[0-9]{5,20}$"},
+    "description": "the customer's phone number (digits only) or business-scoped user id "
+    "(`US.13491208655302741918`, or a parent one, `US.ENT.11815799212886844830`): either finds "
+    "the one conversation",
+    "schema": {
+        "anyOf": [{"pattern": "^[0-9]{5,20}$"}, {"pattern": _USER_ID_PATTERN}],
+        "type": "string",
+    },
+}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_CUSTOMER_IDS = {
+    "wa_id": {
+        **_NULLABLE_STRING,
+        "description": "the customer's phone number; null when Meta withholds it",
+    },
+    "customer": _ref("Customer"),
 }
 _HANDOFF = _json(
     {
         "type": "object",
-        "required": ["wa_id", "handoff"],
-        "properties": {"wa_id": {"type": "string"}, "handoff": _ref("Handoff")},
+        "required": ["wa_id", "customer", "handoff"],
+        "properties": {**_CUSTOMER_IDS, "handoff": _ref("Handoff")},
     },
     "the conversation's handoff state",
 )
@@ -127,14 +141,27 @@ SCHEMAS: dict[str, Any] = {
     "OutboundMessage": {
         "type": "object",
         "description": "A Cloud API message object, as in Meta's `POST /{phone_number_id}/messages`, "
-        "plus the gateway's `priority` and `phone_number_id`. A message other than a template to "
+        "plus the gateway's `priority` and `phone_number_id`. The customer is `to` (a phone number), "
+        "`recipient` (a business-scoped user id), or both, in which case `to` wins, as at Meta. "
+        "A message other than a template to "
         "a customer whose 24-hour window with the sending number is closed is refused "
         "(`window_closed`) unless a fallback template is configured.",
-        "required": ["to", "type"],
+        "required": ["type"],
+        "anyOf": [{"required": ["to"]}, {"required": ["recipient"]}],
         "properties": {
             "messaging_product": {"const": "whatsapp"},
             "recipient_type": {"type": "string", "examples": ["individual"]},
-            "to": {"type": "string", "pattern": "^[1-9][0-9]{6,14}$"},
+            "to": {
+                "type": "string",
+                "pattern": "^[+]?[1-9][0-9]{6,14}$",
+                "description": "the customer's phone number; a leading `+` is dropped",
+            },
+            "recipient": {
+                "type": "string",
+                "pattern": _USER_ID_PATTERN,
+                "description": "the customer's business-scoped user id (BSUID) or parent BSUID, "
+                "for a customer who may hide their phone number",
+            },
             "type": {
                 "type": "string",
                 "examples": ["text", "template", "image", "interactive"],
@@ -176,7 +203,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "status", "attempts", "history", "priority"],
         "properties": {
             "id": {"type": "string"},
-            "to": {"type": "string"},
+            "to": {"type": "string", "description": "the phone number; empty if sent by BSUID"},
+            "recipient": {
+                **_NULLABLE_STRING,
+                "description": "the business-scoped user id, if the message names one",
+            },
             "phone_number_id": {
                 "type": ["string", "null"],
                 "description": "the number it is sent from (null: the configured one)",
@@ -202,6 +233,7 @@ SCHEMAS: dict[str, Any] = {
             "code": {"type": ["integer", "null"]},
             "title": {"type": ["string", "null"]},
             "to": {"type": ["string", "null"]},
+            "recipient": _NULLABLE_STRING,
             "priority": {"enum": list(PRIORITIES)},
             "attempts": {"type": "integer"},
             "first_failed_at": {"type": "number"},
@@ -232,9 +264,17 @@ SCHEMAS: dict[str, Any] = {
     },
     "Conversation": {
         "type": "object",
-        "required": ["wa_id", "phone_number_id", "context", "profile", "handoff", "window"],
+        "required": [
+            "wa_id",
+            "customer",
+            "phone_number_id",
+            "context",
+            "profile",
+            "handoff",
+            "window",
+        ],
         "properties": {
-            "wa_id": {"type": "string"},
+            **_CUSTOMER_IDS,
             "phone_number_id": {"type": "string", "description": "the sending number"},
             "context": {
                 "oneOf": [_ref("Context"), {"type": "null"}],
@@ -252,6 +292,19 @@ SCHEMAS: dict[str, Any] = {
                     "closes_at": _NULLABLE_NUMBER,
                 },
             },
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "required": ["key", "wa_id"],
+        "description": "who the customer is, as the contact book knows them: the key their "
+        "conversation is kept under (their BSUID, or their phone) and every id seen",
+        "properties": {
+            "key": {"type": "string"},
+            "wa_id": _NULLABLE_STRING,
+            "user_id": _NULLABLE_STRING,
+            "parent_user_id": _NULLABLE_STRING,
+            "username": _NULLABLE_STRING,
         },
     },
     "Context": {

@@ -8,7 +8,9 @@ refuse (a fourth reply button, an eleventh list row, a body over its length) rai
 
 Options every message builder takes: ``reply_to`` (the ``wamid`` being answered, sent as
 ``context.message_id``) and ``recipient_type`` (``"individual"``, or ``"group"`` with a group id as
-``to``; left out unless given, as Meta's default is individual).
+``to``; left out unless given, as Meta's default is individual). The first argument, ``to``, is a
+phone number or a customer's business-scoped user id (``US.13491208655302741918``), which the
+message then carries as ``recipient``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.whatsapp.messages import validate_message, validate_read_receipt
+from app.whatsapp.phone import validate_user_id
 
 Message = dict[str, Any]
 
@@ -628,7 +631,9 @@ def _message(
     message: dict[str, Any] = {"messaging_product": "whatsapp"}
     if recipient_type is not None:
         message["recipient_type"] = recipient_type
-    message["to"] = to
+    # A business-scoped user id addresses the customer by ``recipient``, a phone by ``to``.
+    by_user_id = recipient_type != "group" and validate_user_id(to)
+    message["recipient" if by_user_id else "to"] = to
     if reply_to is not None:
         message["context"] = {"message_id": reply_to}
     message["type"] = kind

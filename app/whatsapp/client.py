@@ -81,6 +81,8 @@ class SendResult:
     wa_id: str | None
     message_status: str | None
     raw: dict[str, Any]
+    user_id: str | None = None
+    """The customer's business-scoped user id, when Meta's answer names it."""
 
 
 class GraphClient:
@@ -115,7 +117,10 @@ class GraphClient:
         return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
 
     def send_message(self, message: dict[str, Any]) -> SendResult:
-        """POST a message object to ``/{phone_number_id}/messages``; raise a GraphAPIError if refused."""
+        """POST a message object to ``/{phone_number_id}/messages``; raise a GraphAPIError if refused.
+
+        The message names the customer by ``to`` (phone), ``recipient`` (business-scoped user id)
+        or both, as the builders make it."""
         body = self.request("POST", f"{self.phone_number_id}/messages", json=message)
         messages = body.get("messages") or [{}]
         contacts = body.get("contacts") or [{}]
@@ -129,6 +134,7 @@ class GraphClient:
             wa_id=contacts[0].get("wa_id"),
             message_status=messages[0].get("message_status"),
             raw=body,
+            user_id=contacts[0].get("user_id"),
         )
 
     def mark_read(self, message_id: str, typing_indicator: bool = True) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.whatsapp.errors import MessageValidationError
-from app.whatsapp.phone import validate_whatsapp_number
+from app.whatsapp.phone import validate_user_id, validate_whatsapp_number
 
 MESSAGE_TYPES = frozenset(
     {
@@ -137,7 +137,8 @@ Check = Callable[[dict[str, Any], str], None]
 def validate_message(message: Any) -> dict[str, Any]:
     """Check a Cloud API message object and return it with ``messaging_product`` and ``type`` set.
 
-    ``type`` defaults to ``text``, as Meta's does. Raises :class:`MessageValidationError` naming
+    ``type`` defaults to ``text``, as Meta's does; a person is addressed by ``to``, ``recipient``
+    or both (see :func:`_addressed`). Raises :class:`MessageValidationError` naming
     the first field Meta would refuse.
     """
     if not isinstance(message, dict):
@@ -151,8 +152,8 @@ def validate_message(message: Any) -> dict[str, Any]:
     to = message.get("to")
     if recipient_type == "group":
         _string(to, "to")
-    elif not isinstance(to, str) or not validate_whatsapp_number(to):
-        raise MessageValidationError("to", "must be an international number, digits only")
+    else:
+        _addressed(message)
     kind = message.get("type", "text")
     if not _one_of(kind, MESSAGE_TYPES):
         raise MessageValidationError("type", f"must be one of {', '.join(sorted(MESSAGE_TYPES))}")
@@ -169,6 +170,20 @@ def validate_message(message: Any) -> dict[str, Any]:
         else:
             _CHECKS[kind](content, kind)
     return {**message, "messaging_product": "whatsapp", "type": kind}
+
+
+def _addressed(message: dict[str, Any]) -> None:
+    """A message to a person names them by ``to`` (a phone number in canonical form: digits
+    only), by ``recipient`` (a business-scoped user id), or both: Meta then uses ``to``."""
+    to, recipient = message.get("to"), message.get("recipient")
+    if recipient is not None and not (isinstance(recipient, str) and validate_user_id(recipient)):
+        raise MessageValidationError(
+            "recipient", "must be a business-scoped user id, such as US.13491208655302741918"
+        )
+    if to is None and recipient is not None:
+        return
+    if not isinstance(to, str) or not validate_whatsapp_number(to):
+        raise MessageValidationError("to", "must be an international number, digits only")
 
 
 def validate_read_receipt(receipt: Any) -> dict[str, Any]:
@@ -188,7 +203,7 @@ def validate_read_receipt(receipt: Any) -> dict[str, Any]:
 
 def validate_request(body: Any) -> dict[str, Any]:
     """Check any body of ``POST /{phone_number_id}/messages``: a read receipt or a message."""
-    if isinstance(body, dict) and "status" in body and "to" not in body:
+    if isinstance(body, dict) and "status" in body and "to" not in body and "recipient" not in body:
         return validate_read_receipt(body)
     if isinstance(body, dict) and "messaging_product" not in body:
         raise MessageValidationError("messaging_product", "is required")

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from app.api_keys import ApiKeyRegistry
 from app.conversations.context import ConversationStore
+from app.conversations.customers import CustomerBook, Identity
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DELIVERED, SENT, MessageStore
@@ -161,6 +162,10 @@ def exercise(api: Recorder, redis_client) -> None:
         return True
 
     conversations.update(NUMBER, WA_ID, rate)
+    # The customer later wrote with a business-scoped user id and a username.
+    identity = Identity(WA_ID, "CO.13491208655302741918", "CO.ENT.11815799212886844830", "ana")
+    CustomerBook(redis_client).learn(NUMBER, identity)
+    api.call("get", "/v1/conversations/CO.13491208655302741918")
     api.call("post", f"/v1/conversations/{WA_ID}/handoff", json={"reason": "VIP"})
     api.call("post", f"/v1/conversations/{WA_ID}/handoff")  # already handed off: 200
     api.call("get", f"/v1/conversations/{WA_ID}")

@@ -45,6 +45,8 @@ class AgentWebhookResponder:
             "conversation": {
                 "phone_number_id": inbound.phone_number_id,
                 "wa_id": inbound.wa_id,
+                "user_id": inbound.user_id,
+                "customer": inbound.customer or inbound.wa_id,
                 "name": inbound.name,
                 "language": inbound.language,
             },

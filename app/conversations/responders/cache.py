@@ -77,7 +77,7 @@ class ReplyCache:
             preference,
             inbound.context.fingerprint(),
             # A backend that sees who is asking may answer differently per customer.
-            [inbound.phone_number_id, inbound.wa_id, inbound.name] if responder.personal else None,
+            [inbound.phone_number_id, inbound.customer or inbound.wa_id, inbound.name] if responder.personal else None,
         ]
         blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return keys.AI_REPLY.format(digest=hashlib.sha256(blob.encode()).hexdigest())

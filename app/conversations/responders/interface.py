@@ -28,6 +28,10 @@ class Inbound:
     profile: Profile | None = None
     message_id: str | None = None
     phone_number_id: str | None = None
+    customer: str = ""
+    """The customer key (their BSUID, or phone); ``wa_id`` is "" when Meta withholds the phone."""
+    user_id: str | None = None
+    """The customer's business-scoped user id, when Meta gave one."""
 
 
 class Responder(Protocol):
