@@ -199,3 +199,13 @@ def test_optional_fields_left_out_never_raise(field, value):
     event = parse_webhook(payload)
     assert all(change.user_id in (None, "US.1") for change in event.identity_changes)
     assert all(p.value is None for p in event.user_preferences)
+
+
+def test_the_messages_field_payloads_validate_against_the_patched_spec(spec):
+    from tests.whatsapp.spec_support import patched_components, schema_errors
+
+    components = patched_components(spec)
+    on_messages = [n for n in PAYLOADS if load(n)["entry"][0]["changes"][0]["field"] == "messages"]
+    assert len(on_messages) == 9  # user_id_update and user_preferences are newer than the spec
+    for name in on_messages:
+        assert schema_errors(components, "WebhookPayload", load(name)) == [], name
