@@ -4,6 +4,7 @@ and be reached by ``recipient``."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -277,3 +278,15 @@ def test_every_bsuid_webhook_validates_against_the_patched_spec(meta, spec):
     assert len(receiver.payloads) == 8  # 2 messages, 3 + 1 statuses, 2 changes
     for payload in receiver.payloads:
         assert schema_errors(components, "WebhookPayload", payload) == [], payload
+
+
+def test_the_cli_says_hola_as_a_username_only_customer(meta, capsys):
+    from app.cli import main
+
+    server, receiver = meta
+    argv = ["simulator", "say", "--url", server.url, "--username", "vale.rios", "--hide-phone"]
+    assert main([*argv, "Hola"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["customer"]["username"] == "vale.rios" and "from" not in said["message"]
+    (message,) = parse_webhook(receiver.payloads[-1]).messages
+    assert message.text == "Hola" and message.from_user_id == said["customer"]["user_id"]
