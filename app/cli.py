@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     say = sim_commands.add_parser("say", help="a simulated customer sends a text message")
     say.add_argument("--from", dest="wa_id", default="573001234567", help="the customer's number")
     say.add_argument("--name", default="Customer")
+    say.add_argument("--username", default=None, help="the customer's WhatsApp username")
+    say.add_argument(
+        "--hide-phone",
+        action="store_true",
+        help="the customer hides their number: webhooks name them by BSUID (and username) only",
+    )
     say.add_argument("--url", default=None, help="the simulator's base URL")
     say.add_argument("text")
     say.set_defaults(func=_simulator_say)
@@ -235,10 +241,11 @@ def _simulator_serve(args: argparse.Namespace) -> int:
 
 def _simulator_say(args: argparse.Namespace) -> int:
     base = args.url or f"http://127.0.0.1:{args.port}"
+    message = {"text": args.text, "name": args.name, "hide_phone": args.hide_phone}
+    if args.username:
+        message["username"] = args.username
     response = requests.post(
-        f"{base}/_sim/customers/{args.wa_id}/messages",
-        json={"text": args.text, "name": args.name},
-        timeout=15,
+        f"{base}/_sim/customers/{args.wa_id}/messages", json=message, timeout=15
     )
     print(json.dumps(response.json()))
     return 0 if response.ok else 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from app.simulator.customers import Customer, is_bsuid
 from app.simulator.samples import SAMPLES
 from app.simulator.state import Simulator, current_simulator
 from app.whatsapp.messages import MEDIA_TYPES
@@ -99,36 +100,85 @@ def put_config():
     return jsonify(sim.settings())
 
 
-@bp.get("/customers/<wa_id>/window")
-def get_window(wa_id: str):
-    """Whether ``wa_id``'s customer-service window is open, and until when."""
+@bp.get("/customers/<key>")
+def get_customer(key: str):
+    """A simulated customer by number or BSUID: number, BSUID, username, hidden number."""
+    customer = current_simulator().customers.find(key)
+    if customer is None and validate_whatsapp_number(key):
+        customer = current_simulator().customers.get(key)
+    if customer is None:
+        return jsonify({"error": f"no customer {key}"}), 404
+    return jsonify(customer.to_dict())
+
+
+@bp.put("/customers/<wa_id>")
+def put_customer(wa_id: str):
+    """Create or change customer ``wa_id``: ``{"name", "username", "hide_phone", "parent"}``
+    (``parent``: true gives them a parent BSUID)."""
+    sim = current_simulator()
+    if not validate_whatsapp_number(wa_id):
+        return jsonify({"error": "wa_id must be an international number, digits only"}), 400
+    try:
+        changes = _customer_changes(request.get_json(force=True, silent=True) or {})
+    except ValueError as exc:
+        return jsonify({"error": str(exc)}), 400
+    return jsonify(sim.customers.update(wa_id, **changes).to_dict())
+
+
+@bp.post("/customers/<key>/number")
+def change_number(key: str):
+    """Customer ``key`` (number or BSUID) moves to ``{"wa_id": new number}``: they get that
+    number's BSUID, and the gateway a ``user_changed_number`` notice (``user_changed_user_id``
+    when they hide their number) with the previous ids."""
+    sim = current_simulator()
+    data = request.get_json(force=True, silent=True) or {}
+    new_wa_id = data.get("wa_id") if isinstance(data, dict) else None
+    customer = _known_customer(key)
+    if customer is None:
+        return jsonify({"error": f"no customer {key}"}), 404
+    if not isinstance(new_wa_id, str) or not validate_whatsapp_number(new_wa_id):
+        return jsonify({"error": "wa_id must be the new international number, digits only"}), 400
+    if sim.dispatcher is None:
+        return jsonify({"error": "no webhook URL configured"}), 409
+    old, new = sim.customers.change_number(customer.wa_id, new_wa_id)
+    sim.windows.close(old.wa_id)
+    status = sim.dispatcher.deliver_now(sim.number_change_webhook(old, new))
+    return jsonify({"previous": old.to_dict(), "customer": new.to_dict(), "gateway_status": status})
+
+
+@bp.get("/customers/<key>/window")
+def get_window(key: str):
+    """Whether the customer's (number or BSUID) customer-service window is open, and until when."""
+    wa_id = _window_key(key)
     windows = current_simulator().windows
     return jsonify(
         {"wa_id": wa_id, "open": windows.is_open(wa_id), "closes_at": windows.closes_at(wa_id)}
     )
 
 
-@bp.put("/customers/<wa_id>/window")
-def open_window(wa_id: str):
-    """Open ``wa_id``'s window as if they wrote now, or at ``{"last_message_at": epoch}``."""
+@bp.put("/customers/<key>/window")
+def open_window(key: str):
+    """Open the customer's window as if they wrote now, or at ``{"last_message_at": epoch}``."""
     data = request.get_json(force=True, silent=True) or {}
     at = data.get("last_message_at")
     if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
         return jsonify({"error": "last_message_at must be a Unix time"}), 400
-    current_simulator().windows.open(wa_id, at)
-    return get_window(wa_id)
+    current_simulator().windows.open(_window_key(key), at)
+    return get_window(key)
 
 
-@bp.delete("/customers/<wa_id>/window")
-def close_window(wa_id: str):
-    """Close ``wa_id``'s window, as if they last wrote more than 24 hours ago."""
-    current_simulator().windows.close(wa_id)
-    return get_window(wa_id)
+@bp.delete("/customers/<key>/window")
+def close_window(key: str):
+    """Close the customer's window, as if they last wrote more than 24 hours ago."""
+    current_simulator().windows.close(_window_key(key))
+    return get_window(key)
 
 
-@bp.post("/customers/<wa_id>/messages")
-def customer_says(wa_id: str):
-    """A simulated customer writes: ``{"text": "Hola"}`` or a message object with its type.
+@bp.post("/customers/<key>/messages")
+def customer_says(key: str):
+    """A simulated customer (number, or BSUID of a known one) writes: ``{"text": "Hola"}`` or a
+    message object with its type; ``name``, ``username``, ``hide_phone`` and ``parent`` change
+    the customer first (see ``PUT /_sim/customers/<wa_id>``).
 
     A media message without an ``id`` gets a file the simulator serves for download: the
     request's ``file`` (``{"content_base64", "mime_type", "filename"}``) or a sample.
@@ -137,22 +187,25 @@ def customer_says(wa_id: str):
     data = request.get_json(force=True, silent=True)
     if not isinstance(data, dict):
         return jsonify({"error": "send a JSON object"}), 400
-    if not validate_whatsapp_number(wa_id):
+    customer = _known_customer(key)
+    if customer is None:
         return jsonify({"error": "wa_id must be an international number, digits only"}), 400
     if sim.dispatcher is None:
         return jsonify({"error": "no webhook URL configured"}), 409
     try:
+        customer = sim.customers.update(customer.wa_id, **_customer_changes(data))
         message = _customer_message(sim, data)
     except ValueError as exc:
         return jsonify({"error": str(exc)}), 400
-    sim.windows.open(wa_id)
-    wamid, payload = sim.customer_webhook(wa_id, str(data.get("name", "Customer")), message)
+    sim.windows.open(customer.wa_id)
+    wamid, payload = sim.customer_webhook(customer, message)
     status = sim.dispatcher.deliver_now(payload)
     return jsonify(
         {
             "wamid": wamid,
             "gateway_status": status,
             "message": payload["entry"][0]["changes"][0]["value"]["messages"][0],
+            "customer": customer.to_dict(),
         }
     )
 
@@ -176,7 +229,41 @@ def health():
     return jsonify({"status": "ok"})
 
 
-_CUSTOMER_ONLY_KEYS = frozenset({"name", "file"})
+_CUSTOMER_ONLY_KEYS = frozenset({"name", "file", "username", "hide_phone", "parent"})
+
+
+def _known_customer(key: str) -> Customer | None:
+    """The customer a path names: any valid number, or the BSUID of a customer already met."""
+    customers = current_simulator().customers
+    if validate_whatsapp_number(key):
+        return customers.get(key)
+    return customers.find(key)
+
+
+def _window_key(key: str) -> str:
+    """Windows are kept by number: a known customer's BSUID stands for their number."""
+    customer = current_simulator().customers.find(key) if is_bsuid(key) else None
+    return customer.wa_id if customer else key
+
+
+def _customer_changes(data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("send a JSON object")
+    changes: dict[str, Any] = {}
+    for name in ("name", "username"):
+        if name in data:
+            value = data[name]
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty string")
+            changes[name] = value if name == "username" else str(value)
+    if changes.get("name") is None:
+        changes.pop("name", None)
+    for name in ("hide_phone", "parent"):
+        if name in data:
+            if not isinstance(data[name], bool):
+                raise ValueError(f"{name} must be true or false")
+            changes[name] = data[name]
+    return changes
 
 
 def _customer_message(sim: Simulator, data: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from app.simulator.customers import is_bsuid
 from app.simulator.graph import authorised, injected_fault, pause, refuse, unknown_object
 from app.simulator.meta import new_wamid
 from app.simulator.state import current_simulator
@@ -14,6 +15,10 @@ from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.messages import validate_request
 
 bp = Blueprint("messages", __name__)
+
+STAND_IN_NUMBER = "16505551234"
+"""A valid number put in ``to`` while a send by ``recipient`` alone is checked against the
+message rules, which are written for ``to``."""
 
 _REFUSAL_DETAILS = {
     131026: "The recipient is not a WhatsApp user",
@@ -34,27 +39,33 @@ def messages(version: str, phone_number_id: str):
         return unknown_object(phone_number_id)
     received = request.get_json(silent=True)
     try:
-        body = validate_request(received)
+        checked, to, recipient = addressed(received)
+        body = validate_request(
+            {**checked, "to": STAND_IN_NUMBER} if "to" not in checked and recipient else checked
+        )
     except MessageValidationError as exc:
         return refuse(100, f"Param {exc.field} is invalid: {exc.message}")
-    if "status" in body and "to" not in body:
+    if "status" in body and to is None and recipient is None:
         with sim.lock:
             sim.read_receipts.append(received)
         return jsonify({"success": True})
-    if sim.faults.hangs_for(str(body["to"])) and not pause(sim.faults.hang_seconds):
+    # Meta sends to ``to`` when both are given; limits and windows follow the customer's number.
+    address = to if to is not None else str(recipient)
+    customer = sim.customer_for(address) if body.get("recipient_type") != "group" else None
+    key = customer.wa_id if customer else address
+    if sim.faults.hangs_for(key) and not pause(sim.faults.hang_seconds):
         return refuse(2, "The client hung up before the answer", http_status=503)
     injected = injected_fault()
     if injected is not None:
         return injected
     if sim.throughput is not None and not sim.throughput.take():
         return refuse(130429, "Message throughput limit of this phone number reached")
-    to = str(body["to"])
-    if config.pair_limit and not sim.pairs.take(to):
+    if config.pair_limit and not sim.pairs.take(key):
         return refuse(131056, "Too many messages to this recipient in a short time")
     failure = None
-    if to in config.not_on_whatsapp:
+    if key in config.not_on_whatsapp:
         failure = 131026
-    elif config.enforce_window and body["type"] != "template" and not sim.windows.is_open(to):
+    elif config.enforce_window and body["type"] != "template" and not sim.windows.is_open(key):
         failure = 131047
     if failure is not None and not config.refusals_as_statuses:
         return refuse(failure, _REFUSAL_DETAILS[failure])
@@ -65,16 +76,32 @@ def messages(version: str, phone_number_id: str):
         sim.received.append({"wamid": wamid, "at": time.time(), "body": received})
     if body["type"] != "reaction":
         category = "utility" if body["type"] == "template" else "service"
-        sim.schedule_statuses(wamid, to, category, failure)
+        sim.schedule_statuses(wamid, address, category, failure, by_phone=to is not None)
     if sim.faults.late_answer_rate and sim.random.random() < sim.faults.late_answer_rate:
         pause(sim.faults.late_answer_seconds)  # accepted either way
     message: dict[str, Any] = {"id": wamid}
     if body["type"] == "template":
         message["message_status"] = "accepted"
-    return jsonify(
-        {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": to}],
-            "messages": [message],
-        }
-    )
+    if to is not None:
+        contact = {"input": received["to"], "wa_id": to}
+    else:
+        contact = {"input": recipient, "user_id": customer.user_id if customer else recipient}
+    return jsonify({"messaging_product": "whatsapp", "contacts": [contact], "messages": [message]})
+
+
+def addressed(received: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """The body with ``to`` in digits (Meta accepts a leading ``+``), its ``to`` and its
+    ``recipient`` (a BSUID or parent BSUID); raises MessageValidationError for a bad recipient."""
+    if not isinstance(received, dict):
+        raise MessageValidationError("body", "must be a JSON object")
+    to, recipient = received.get("to"), received.get("recipient")
+    if "recipient" in received and not is_bsuid(recipient):
+        raise MessageValidationError(
+            "recipient",
+            "must be a business-scoped user id such as US.13491208655302741918 "
+            "or a parent one such as US.ENT.11815799212886844830",
+        )
+    if isinstance(to, str) and to.startswith("+"):
+        to = to[1:]
+        received = {**received, "to": to}
+    return received, to if isinstance(to, str) else None, recipient

@@ -129,18 +129,22 @@ def envelope(
 
 def status_item(
     wamid: str,
-    recipient: str,
+    recipient: str | None,
     status: str,
     category: str = "service",
     errors: list[dict[str, Any]] | None = None,
+    recipient_user_id: str | None = None,
+    recipient_parent_user_id: str | None = None,
 ) -> dict[str, Any]:
-    """One ``statuses[]`` item: message ``wamid`` reached ``status``."""
-    item: dict[str, Any] = {
-        "id": wamid,
-        "status": status,
-        "timestamp": str(int(time.time())),
-        "recipient_id": recipient,
-    }
+    """One ``statuses[]`` item: message ``wamid`` reached ``status``. The customer is named by
+    number (``recipient``, left out when hidden) and by business-scoped user id."""
+    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time()))}
+    if recipient:
+        item["recipient_id"] = recipient
+    if recipient_user_id:
+        item["recipient_user_id"] = recipient_user_id
+    if recipient_parent_user_id:
+        item["recipient_parent_user_id"] = recipient_parent_user_id
     if status in ("sent", "delivered"):
         item["pricing"] = {
             "billable": category != "service",

@@ -15,11 +15,13 @@ from typing import Any
 
 from flask import current_app
 
+from app.simulator.customers import PARENT_BSUID_PATTERN, Customer, CustomerBook, is_bsuid
 from app.simulator.dispatcher import WebhookDispatcher
 from app.simulator.faults import Faults
 from app.simulator.limits import PairLimiter, ServiceWindows, TokenBucket
 from app.simulator.mediastore import MEDIA_CAPACITY_BYTES, MEDIA_URL_TTL, MediaStore
 from app.simulator.meta import envelope, new_wamid, status_error, status_item
+from app.whatsapp.phone import validate_whatsapp_number
 
 EXTENSION = "simulator"
 """The key of the application's :class:`Simulator` in ``app.extensions``."""
@@ -100,6 +102,7 @@ class Simulator:
         self.windows = ServiceWindows()
         self.media = MediaStore(config.media_capacity_bytes, config.media_url_ttl)
         self.random = random.Random()
+        self.customers = CustomerBook(config.business_account_id)
         self._apply_limits()
         self.dispatcher = (
             WebhookDispatcher(config.webhook_url, config.webhook_secret)
@@ -158,6 +161,13 @@ class Simulator:
             field,
         )
 
+    def customer_for(self, key: str) -> Customer | None:
+        """The customer a send names by number, BSUID or parent BSUID; None for a BSUID the
+        simulator never met (it still accepts the send, as any valid address) and for a group."""
+        if is_bsuid(key):
+            return self.customers.find(key)
+        return self.customers.get(key) if validate_whatsapp_number(key) else None
+
     def status_webhook(
         self,
         wamid: str,
@@ -165,27 +175,98 @@ class Simulator:
         status: str,
         category: str = "service",
         errors: list[dict[str, Any]] | None = None,
+        by_phone: bool = True,
     ) -> dict[str, Any]:
-        """The webhook Meta sends when message ``wamid`` reaches ``status``."""
-        item = status_item(wamid, recipient, status, category, errors)
-        return self.envelope({"statuses": [item]})
+        """The webhook Meta sends when message ``wamid`` to ``recipient`` (a number or a BSUID)
+        reaches ``status``. ``by_phone``: the business sent to the number, so Meta names it
+        even if the customer hides it. Failed statuses carry no ``contacts``, as at Meta."""
+        customer = self.customer_for(recipient)
+        contact: dict[str, Any] | None = None
+        if customer is not None:
+            shown = by_phone or customer.shows_phone()
+            item = status_item(
+                wamid,
+                customer.wa_id if shown else None,
+                status,
+                category,
+                errors,
+                customer.user_id,
+                customer.parent_user_id,
+            )
+            contact = customer.contact(shown)
+        elif PARENT_BSUID_PATTERN.match(recipient):
+            item = status_item(wamid, None, status, category, errors, None, recipient)
+            contact = {"parent_user_id": recipient}
+        elif is_bsuid(recipient):
+            item = status_item(wamid, None, status, category, errors, recipient)
+            contact = {"user_id": recipient}
+        else:  # a group: named by its id alone
+            item = status_item(wamid, recipient, status, category, errors)
+        value: dict[str, Any] = {"statuses": [item]}
+        if contact is not None and status != "failed":
+            value = {"contacts": [contact], **value}
+        return self.envelope(value)
 
     def customer_webhook(
-        self, wa_id: str, name: str, message: dict[str, Any]
+        self, customer: Customer, message: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
-        """A webhook carrying ``message`` from customer ``wa_id``; returns its wamid too."""
+        """A webhook carrying ``message`` from ``customer``; returns its wamid too. Without the
+        number when the customer hides it: then ``from_user_id`` alone names them."""
         wamid = new_wamid()
-        body = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), **message}
-        value = {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [body]}
+        sender: dict[str, Any] = {}
+        if customer.shows_phone():
+            sender["from"] = customer.wa_id
+        sender["from_user_id"] = customer.user_id
+        if customer.parent_user_id:
+            sender["from_parent_user_id"] = customer.parent_user_id
+        body = {**sender, "id": wamid, "timestamp": str(int(time.time())), **message}
+        value = {"contacts": [customer.contact()], "messages": [body]}
         return wamid, self.envelope(value)
+
+    def number_change_webhook(self, old: Customer, new: Customer) -> dict[str, Any]:
+        """The system message Meta sends when ``old`` became ``new``: ``user_changed_number``
+        with the new number, or ``user_changed_user_id`` (no number) when the customer hides
+        it. Like every system message, it carries no ``contacts``."""
+        system: dict[str, Any]
+        sender: dict[str, Any] = {}
+        if old.shows_phone():
+            sender["from"] = old.wa_id
+            system = {
+                "body": f"User {old.name} changed from {old.wa_id} to {new.wa_id}",
+                "wa_id": new.wa_id,
+                "type": "user_changed_number",
+            }
+        else:
+            system = {
+                "body": f"User {old.username or old.name} changed their business-scoped user ID",
+                "type": "user_changed_user_id",
+            }
+        sender["from_user_id"] = old.user_id
+        system["user_id"] = new.user_id
+        system["previous_user_id"] = old.user_id
+        if new.parent_user_id:
+            system["parent_user_id"] = new.parent_user_id
+        if old.parent_user_id:
+            system["previous_parent_user_id"] = old.parent_user_id
+        message = {
+            **sender,
+            "id": new_wamid(),
+            "timestamp": str(int(time.time())),
+            "type": "system",
+            "system": system,
+        }
+        return self.envelope({"messages": [message]})
 
     def count_refusal(self, code: int) -> None:
         """Count one request refused with Graph error ``code``."""
         with self.lock:
             self.refused[code] = self.refused.get(code, 0) + 1
 
-    def schedule_statuses(self, wamid: str, to: str, category: str, failure: int | None) -> None:
-        """Queue the lifecycle webhooks of an accepted message, in the order the faults say."""
+    def schedule_statuses(
+        self, wamid: str, to: str, category: str, failure: int | None, by_phone: bool = True
+    ) -> None:
+        """Queue the lifecycle webhooks of an accepted message to ``to`` (a number or a BSUID),
+        in the order the faults say."""
         if self.dispatcher is None or not self.config.statuses:
             return
         if failure is not None:
@@ -193,7 +274,8 @@ class Simulator:
         else:
             lifecycle = [("sent", None), ("delivered", None), ("read", None)]
         payloads = [
-            self.status_webhook(wamid, to, status, category, errors) for status, errors in lifecycle
+            self.status_webhook(wamid, to, status, category, errors, by_phone)
+            for status, errors in lifecycle
         ]
         if self.faults.duplicate_status_rate:
             payloads = [

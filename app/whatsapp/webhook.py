@@ -27,6 +27,12 @@ OBJECT_WHATSAPP = "whatsapp_business_account"
 FIELD_MESSAGES = "messages"
 """The change ``field`` that carries inbound messages and outbound statuses."""
 
+FIELD_USER_ID_UPDATE = "user_id_update"
+"""The change ``field`` that reports a customer's new business-scoped user id after a number change."""
+
+FIELD_USER_PREFERENCES = "user_preferences"
+"""The change ``field`` that reports a customer stopping or resuming marketing messages."""
+
 GROUP_FIELD_PREFIX = "group_"
 """Change fields about groups: ``group_lifecycle_update``, ``group_participants_update`` ..."""
 
@@ -485,6 +491,23 @@ class IdentityChange:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UserPreference:
+    """A customer's choice about a category of messages (``user_preferences`` change): for
+    example ``category`` ``marketing_messages`` with ``value`` ``stop`` or ``resume``. The
+    customer is named by phone (``wa_id``), business-scoped user id, or both."""
+
+    phone_number_id: str
+    timestamp: int
+    category: str | None
+    value: str | None
+    detail: str | None = None
+    wa_id: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class WebhookEvent:
     """Everything one webhook delivery carries."""
@@ -495,6 +518,7 @@ class WebhookEvent:
     changes: list[Change] = field(default_factory=list)
     groups: list[GroupEvent] = field(default_factory=list)
     identity_changes: list[IdentityChange] = field(default_factory=list)
+    user_preferences: list[UserPreference] = field(default_factory=list)
 
 
 def parse_webhook(payload: Any) -> WebhookEvent:
@@ -513,6 +537,10 @@ def parse_webhook(payload: Any) -> WebhookEvent:
             )
             if change.get("field") == FIELD_MESSAGES:
                 _parse_messages_value(value, event)
+            elif change.get("field") == FIELD_USER_ID_UPDATE:
+                _parse_user_id_update_value(value, event)
+            elif change.get("field") == FIELD_USER_PREFERENCES:
+                _parse_user_preferences_value(value, event)
             elif str(change.get("field", "")).startswith(GROUP_FIELD_PREFIX):
                 _parse_groups_value(str(change["field"]), value, event)
     return event
@@ -560,6 +588,59 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
                 recipient_user_id=_str(raw.get("recipient_user_id")),
                 recipient_parent_user_id=_str(raw.get("recipient_parent_user_id")),
                 contacts=tuple(contacts),
+            )
+        )
+
+
+def _parse_user_id_update_value(value: dict[str, Any], event: WebhookEvent) -> None:
+    """``user_id_update[]``: each item names the customer (``wa_id``) and gives ``user_id`` and
+    ``parent_user_id`` as ``{"previous": ..., "current": ...}``."""
+    metadata = _metadata(value)
+    event.contacts.extend(_contacts(value.get("contacts")))
+    for raw in _dicts(value.get("user_id_update")):
+        user_id, previous_user_id = _current_and_previous(raw.get("user_id"))
+        parent_user_id, previous_parent_user_id = _current_and_previous(raw.get("parent_user_id"))
+        event.identity_changes.append(
+            IdentityChange(
+                phone_number_id=metadata.phone_number_id,
+                timestamp=_int(raw.get("timestamp")),
+                wa_id=_str(raw.get("wa_id")) or None,
+                previous_user_id=previous_user_id,
+                user_id=user_id,
+                previous_parent_user_id=previous_parent_user_id,
+                parent_user_id=parent_user_id,
+                raw=raw,
+            )
+        )
+
+
+def _current_and_previous(value: Any) -> tuple[str | None, str | None]:
+    """A ``{"previous", "current"}`` pair; a bare string is taken as the current value."""
+    if isinstance(value, dict):
+        return _str(value.get("current")) or None, _str(value.get("previous")) or None
+    return _str(value) or None, None
+
+
+def _parse_user_preferences_value(value: dict[str, Any], event: WebhookEvent) -> None:
+    metadata = _metadata(value)
+    contacts = _contacts(value.get("contacts"))
+    event.contacts.extend(contacts)
+    for raw in _dicts(value.get("user_preferences")):
+        wa_id = _str(raw.get("wa_id")) or None
+        user_id = _str(raw.get("user_id")) or None
+        contact = _matching(contacts, wa_id or "", user_id)
+        event.user_preferences.append(
+            UserPreference(
+                phone_number_id=metadata.phone_number_id,
+                timestamp=_int(raw.get("timestamp")),
+                category=_str(raw.get("category")),
+                value=_str(raw.get("value")),
+                detail=_str(raw.get("detail")),
+                wa_id=wa_id or (contact.wa_id if contact else None),
+                user_id=user_id or (contact.user_id if contact else None),
+                parent_user_id=_str(raw.get("parent_user_id"))
+                or (contact.parent_user_id if contact else None),
+                raw=raw,
             )
         )
 

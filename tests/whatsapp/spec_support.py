@@ -74,11 +74,18 @@ SCHEMA_PATCH = """
 6. The webhook's ``IncomingMessage`` and ``SystemMessage`` are built on the *outbound* schemas
    (``TextMessage``, ``BaseMessageProperties``, which require ``to`` and ``messaging_product``),
    because the spec's inbound and outbound schemas share names and the outbound ones won. An
-   inbound message is held instead to what every inbound message carries: ``from``, ``id`` and
-   ``timestamp`` strings and a ``type`` (the system message keeps its own ``system`` object).
+   inbound message is held instead to what every inbound message carries: ``id`` and
+   ``timestamp`` strings, a ``type``, and its sender as ``from`` (a phone number) or, for a
+   customer who hides it, ``from_user_id`` (a business-scoped user id, which the v23 spec
+   predates); the system message keeps its own ``system`` object.
 7. ``groups[].timestamp`` and ``added/removed_participants[].input/wa_id`` contradict the
    examples (string timestamps, numeric participants): both types are allowed, and the change
    field ``group_participants_update`` is added beside the misspelt ``group_participant_update``.
+8. A status requires ``recipient_id``, the customer's phone number, which Meta leaves out since
+   business-scoped user ids for a customer who hides it: a status names its recipient by
+   ``recipient_id`` or ``recipient_user_id`` (the v23 spec predates the latter).
+9. The system message ``type`` enum knows ``user_changed_number`` only; Meta added
+   ``user_changed_user_id`` (a changed BSUID, no phone number) after v23.
 """
 """What :func:`patched_components` corrects, each item a defect Meta's own examples expose."""
 
@@ -104,11 +111,13 @@ INBOUND_MESSAGE = {
     "type": "object",
     "properties": {
         "from": {"type": "string"},
+        "from_user_id": {"type": "string"},
         "id": {"type": "string"},
         "timestamp": {"type": "string"},
         "type": {"type": "string"},
     },
-    "required": ["from", "id", "timestamp", "type"],
+    "required": ["id", "timestamp", "type"],
+    "anyOf": [{"required": ["from"]}, {"required": ["from_user_id"]}],
 }
 """What patch 6 holds every inbound message to."""
 
@@ -188,6 +197,13 @@ def _patch_node(node: dict) -> None:
     if "input" in properties and "wa_id" in properties:
         properties["input"] = {"type": ["string", "integer"]}
         properties["wa_id"] = {"type": ["string", "integer"]}
+    if {"recipient_id", "status"} <= properties.keys() and isinstance(required, list):
+        if "recipient_id" in required:
+            required.remove("recipient_id")
+            node["anyOf"] = [{"required": ["recipient_id"]}, {"required": ["recipient_user_id"]}]
+    system_type = properties.get("type")
+    if isinstance(system_type, dict) and system_type.get("enum") == ["user_changed_number"]:
+        system_type["enum"] = ["user_changed_number", "user_changed_user_id"]
     field = properties.get("field")
     if isinstance(field, dict) and "group_participant_update" in field.get("enum", []):
         field["enum"] = [*field["enum"], "group_participants_update"]
