@@ -470,6 +470,10 @@ def spec() -> dict[str, Any]:
                             },
                             "a page of dead letters",
                         ),
+                        "400": _error(
+                            "`code`, `limit` or `offset` is not an integer in range "
+                            "(`invalid_parameter`)"
+                        ),
                         **_EVERY_OPERATION,
                         "422": _error("invalid filter"),
                     },
@@ -619,7 +623,7 @@ def spec() -> dict[str, Any]:
                             },
                             "alerts, newest first",
                         ),
-                        "400": _error("an invalid limit"),
+                        "400": _error("`limit` is not an integer in range (`invalid_parameter`)"),
                         **_EVERY_OPERATION,
                     },
                 }
