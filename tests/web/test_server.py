@@ -11,21 +11,33 @@ import requests
 from app.web import MAX_WEBHOOK_BYTES
 from app.web.messages import MAX_MESSAGE_BYTES
 from app.whatsapp.signature import SIGNATURE_HEADER, sign
-from tests.stack import TEST_CREDENTIALS, RedisServer, gateway_env, start_web, text_webhook
+from tests.stack import (
+    TEST_CREDENTIALS,
+    RedisServer,
+    free_port,
+    gateway_env,
+    start_web,
+    text_webhook,
+)
 
 API_KEY = "api-key-for-server-tests-0123456789"
 
 
 @pytest.fixture(scope="module")
-def web() -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     redis_server = RedisServer(appendonly=False).start()
-    env = gateway_env(redis_server.url, "http://127.0.0.1:9", GATEWAY_API_KEYS=API_KEY)
+    yield redis_server.url
+    redis_server.close()
+
+
+@pytest.fixture(scope="module")
+def web(redis_url) -> Iterator[str]:
+    env = gateway_env(redis_url, "http://127.0.0.1:9", GATEWAY_API_KEYS=API_KEY)
     proc, url = start_web(env)
     try:
         yield url
     finally:
         proc.stop()
-        redis_server.close()
 
 
 def chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
@@ -70,3 +82,16 @@ def test_a_chunked_message_past_its_limit_is_413(web):
     response = post_chunked(f"{web}/v1/messages", b" " * (MAX_MESSAGE_BYTES + 1), headers)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_with_a_metrics_port_gunicorn_serves_metrics_there_only(redis_url):
+    metrics_port = free_port()
+    env = gateway_env(redis_url, "http://127.0.0.1:9", METRICS_PORT=str(metrics_port))
+    proc, url = start_web(env)
+    try:
+        metrics_url = f"http://127.0.0.1:{metrics_port}"
+        assert requests.get(f"{metrics_url}/metrics", timeout=5).status_code == 200
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 404
+        assert requests.get(f"{metrics_url}/healthz", timeout=5).status_code == 404
+    finally:
+        proc.stop()
