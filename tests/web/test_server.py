@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -95,3 +97,26 @@ def test_with_a_metrics_port_gunicorn_serves_metrics_there_only(redis_url):
         assert requests.get(f"{metrics_url}/healthz", timeout=5).status_code == 404
     finally:
         proc.stop()
+
+
+def test_clients_trickling_their_headers_do_not_hold_the_server(web):
+    """Each slow connection sends part of a request's headers and stays open: with threads, 50
+    of them held every thread and /healthz went unanswered."""
+    port = int(web.rsplit(":", 1)[1])
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(50)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+        time.sleep(1)  # the server has read them all and waits for the rest
+        for sock in slow:
+            sock.sendall(b"a")
+        for _ in range(10):
+            assert requests.get(f"{web}/healthz", timeout=5).status_code == 200
+        body = json.dumps(text_webhook("573001234567", "hola")).encode()
+        response = requests.post(
+            f"{web}/webhooks/whatsapp", data=body, headers=webhook_headers(body), timeout=5
+        )
+        assert response.status_code == 200
+    finally:
+        for sock in slow:
+            sock.close()
