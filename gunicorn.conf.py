@@ -27,6 +27,18 @@ logconfig_dict = {
 }
 
 
+def on_starting(server) -> None:
+    """With METRICS_PORT set, listen on it too, beside the web's first address; the app serves
+    /metrics only there (app/web/metrics.py), so the public port never shows it."""
+    from app.config import get_settings
+
+    port = get_settings().metrics_port
+    if port:
+        first = server.cfg.bind[0]
+        host = "127.0.0.1" if first.startswith(("unix:", "fd://")) else first.rsplit(":", 1)[0]
+        server.cfg.set("bind", [*server.cfg.bind, f"{host}:{port}"])
+
+
 def child_exit(server, worker) -> None:
     """A web worker exited: drop its live gauges from the multiprocess metrics."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

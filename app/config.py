@@ -11,6 +11,7 @@ them (:meth:`Settings.require_gateway`): the simulator and the key tools run wit
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -383,6 +384,14 @@ class Settings(BaseSettings):
     metrics_bearer_token: str = _env(
         "METRICS_BEARER_TOKEN", "", "Bearer token /metrics requires when set.", secret=True
     )
+    metrics_port: int = _env(
+        "METRICS_PORT",
+        0,
+        "Port the web process serves /metrics on, and only there, beside its own; 0: on the "
+        "web port (keeps /metrics off a port the internet reaches).",
+        ge=0,
+        le=65535,
+    )
     sandbox: bool = _env(
         "GATEWAY_SANDBOX",
         False,
@@ -492,6 +501,12 @@ class Settings(BaseSettings):
         "",
         "Phone numbers, comma-separated, the simulator treats as not on WhatsApp.",
     )
+    host: str = _env(
+        "HOST",
+        "127.0.0.1",
+        "Address every listener of wa-gateway run binds (web, Flower, simulator, Redis); the "
+        "Procfile's web alone binds 0.0.0.0 when HOST is unset, for a platform's router.",
+    )
     flower_address: str = _env("FLOWER_ADDRESS", "127.0.0.1", "Address Flower listens on.")
     flower_port: int = _env("FLOWER_PORT", 5555, "Port Flower listens on.", ge=1, le=65535)
     flower_basic_auth: str = _env(
@@ -540,6 +555,16 @@ class Settings(BaseSettings):
     def _version(cls, value: str) -> str:
         if not _VERSION.fullmatch(value):
             raise ValueError("must look like v23.0")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if value != "localhost":
+                raise ValueError("must be an IP address or localhost") from None
         return value
 
     @field_validator("redis_url")

@@ -1,9 +1,10 @@
 """``wa-gateway run``: every Procfile process, plus a sandbox when the environment lacks one.
 
 With no ``REDIS_URL`` it starts a local ``redis-server`` (append-only file on, under
-``.wa-gateway/redis``). With no ``WHATSAPP_ACCESS_TOKEN`` it starts the Cloud API simulator with
-sandbox credentials (kept in ``.wa-gateway/sandbox.json``) and points the gateway at it, then plays
-a demo conversation. Ctrl-C stops everything it started.
+``.wa-gateway/redis``) with a generated password. With no ``WHATSAPP_ACCESS_TOKEN`` it starts the
+Cloud API simulator with sandbox credentials and points the gateway at it, then plays a demo
+conversation. Generated secrets are kept in ``.wa-gateway/sandbox.json``. Every listener binds
+``HOST`` (127.0.0.1 unless set). Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -56,24 +57,70 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
-def sandbox_credentials() -> dict[str, str]:
-    """Credentials for the sandbox, created once and kept so that restarts keep their data."""
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only from the first byte on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    path.chmod(0o600)  # the file may predate this, with wider permissions
+
+
+def _kept(generated: dict[str, str]) -> dict[str, str]:
+    """``generated``'s keys, with the values ``sandbox.json`` keeps for them; new ones are kept
+    there, so that restarts keep their data."""
     path = STATE_DIR / "sandbox.json"
     kept = json.loads(path.read_text()) if path.exists() else {}
-    creds = {
-        "WHATSAPP_ACCESS_TOKEN": "sandbox-" + secrets.token_urlsafe(32),
-        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": "102290129340398",
-        "WHATSAPP_WEBHOOK_VERIFY_TOKEN": secrets.token_urlsafe(16),
-        "WHATSAPP_WEBHOOK_SECRET": secrets.token_hex(32),
-        "GATEWAY_API_KEYS": "sandbox-" + secrets.token_urlsafe(24),
-        **kept,  # an older sandbox keeps its credentials and gains only what it lacks
-    }
-    if creds != kept:
-        STATE_DIR.mkdir(exist_ok=True)
-        path.write_text(json.dumps(creds, indent=2))
-        path.chmod(0o600)
-    return creds
+    merged = {**generated, **kept}  # an older sandbox keeps its values and gains what it lacks
+    if merged != kept:
+        _write_private(path, json.dumps(merged, indent=2))
+    return {name: merged[name] for name in generated}
+
+
+def sandbox_credentials() -> dict[str, str]:
+    """Credentials for the sandbox, created once and kept so that restarts keep their data."""
+    return _kept(
+        {
+            "WHATSAPP_ACCESS_TOKEN": "sandbox-" + secrets.token_urlsafe(32),
+            "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+            "WHATSAPP_BUSINESS_ACCOUNT_ID": "102290129340398",
+            "WHATSAPP_WEBHOOK_VERIFY_TOKEN": secrets.token_urlsafe(16),
+            "WHATSAPP_WEBHOOK_SECRET": secrets.token_hex(32),
+            "GATEWAY_API_KEYS": "sandbox-" + secrets.token_urlsafe(24),
+        }
+    )
+
+
+def embedded_redis(binary: str, host: str, port: int) -> tuple[str, str]:
+    """The command that runs the embedded Redis, and the URL (with its password) to reach it.
+
+    The password is generated once and kept in ``sandbox.json``; it reaches ``redis-server``
+    through a configuration file only its owner reads, never a command line ``ps`` shows.
+    """
+    password = _kept({"REDIS_PASSWORD": secrets.token_urlsafe(32)})["REDIS_PASSWORD"]
+    data_dir = (STATE_DIR / "redis").resolve()
+    config = data_dir / "redis.conf"
+    _write_private(
+        config,
+        "\n".join(
+            [
+                f"port {port}",
+                f"bind {host}",
+                f'dir "{data_dir}"',
+                "appendonly yes",
+                "appendfsync everysec",
+                'save ""',
+                f"requirepass {password}",
+                "",
+            ]
+        ),
+    )
+    return shlex.join([binary, str(config)]), f"redis://:{password}@{connect_host(host)}:{port}/0"
+
+
+def connect_host(host: str) -> str:
+    """The address a local client uses to reach a listener bound to ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
 
 
 def run_stack(demo: bool = True) -> int:
@@ -89,6 +136,10 @@ def run_stack(demo: bool = True) -> int:
     web_port = int(env.setdefault("PORT", "8000"))
     flower_port = settings.flower_port
     env["FLOWER_PORT"] = str(flower_port)
+    # Every listener on HOST (127.0.0.1 by default): the Procfile's web would take 0.0.0.0.
+    host = env["HOST"] = settings.host
+    env.setdefault("FLOWER_ADDRESS", host)
+    local = f"http://{connect_host(host)}"
     manager = Manager()
 
     if not settings.redis_url:
@@ -100,38 +151,17 @@ def run_stack(demo: bool = True) -> int:
                 file=sys.stderr,
             )
             return 2
-        data_dir = STATE_DIR / "redis"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port(SANDBOX_REDIS_PORT)
-        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        manager.add_process(
-            "redis",
-            shlex.join(
-                [
-                    redis_server,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(data_dir.resolve()),
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                ]
-            ),
-            env=env,
+        command, env["REDIS_URL"] = embedded_redis(
+            redis_server, host, free_port(SANDBOX_REDIS_PORT)
         )
+        manager.add_process("redis", command, env=env)
 
     sandbox = not settings.access_token
     simulator_url = None
     if sandbox:
         env.update(sandbox_credentials())
         sim_port = free_port(settings.simulator_port)
-        simulator_url = f"http://127.0.0.1:{sim_port}"
+        simulator_url = f"{local}:{sim_port}"
         env["WHATSAPP_API_BASE_URL"] = simulator_url
         env.setdefault("GATEWAY_SANDBOX", "1")
         manager.add_process(
@@ -142,10 +172,12 @@ def run_stack(demo: bool = True) -> int:
                     "-m",
                     "app.cli",
                     "simulator",
+                    "--host",
+                    host,
                     "--port",
                     str(sim_port),
                     "--webhook-url",
-                    f"http://127.0.0.1:{web_port}/webhooks/whatsapp",
+                    f"{local}:{web_port}/webhooks/whatsapp",
                 ]
             ),
             env=env,
@@ -160,22 +192,23 @@ def run_stack(demo: bool = True) -> int:
     for name, command in read_procfile():
         manager.add_process(name, command, env=env)
 
-    print(f"webhook:   http://127.0.0.1:{web_port}/webhooks/whatsapp", flush=True)
-    print(f"flower:    http://127.0.0.1:{flower_port}", flush=True)
-    print(f"metrics:   http://127.0.0.1:{web_port}/metrics", flush=True)
+    metrics_port = settings.metrics_port or web_port
+    print(f"webhook:   {local}:{web_port}/webhooks/whatsapp", flush=True)
+    print(f"flower:    http://{connect_host(env['FLOWER_ADDRESS'])}:{flower_port}", flush=True)
+    print(f"metrics:   {local}:{metrics_port}/metrics", flush=True)
     if simulator_url:
         print(
             f"simulator: {simulator_url}  (try: wa-gateway simulator say --url {simulator_url} Hola)",
             flush=True,
         )
         print(
-            f"send API:  http://127.0.0.1:{web_port}/v1/messages with the sandbox key in "
+            f"send API:  {local}:{web_port}/v1/messages with the sandbox key in "
             f"{STATE_DIR / 'sandbox.json'} (GATEWAY_API_KEYS)",
             flush=True,
         )
         if demo:
             threading.Thread(
-                target=play_demo, args=(f"http://127.0.0.1:{web_port}", simulator_url), daemon=True
+                target=play_demo, args=(f"{local}:{web_port}", simulator_url), daemon=True
             ).start()
     manager.loop()
     return manager.returncode or 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from app.db import get_redis
-from app.errors import ApiError
 from app.ops.alerts import HISTORY_SIZE, AlertHistory
 from app.web.auth import requires
+from app.web.query import query_int
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -19,8 +19,6 @@ DEFAULT_LIMIT = 100
 @requires("read")
 def list_alerts():
     """``{"firing": [...], "history": [...]}``, newest first; ``?limit=`` 1 to 1000 (default 100)."""
-    raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_SIZE:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {HISTORY_SIZE}")
+    limit = query_int("limit", DEFAULT_LIMIT, 1, HISTORY_SIZE)
     history = AlertHistory(get_redis(current_app.config["SETTINGS"].redis_url))
-    return jsonify({"firing": history.firing(), "history": history.recent(int(raw_limit))})
+    return jsonify({"firing": history.firing(), "history": history.recent(limit)})

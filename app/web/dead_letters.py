@@ -12,6 +12,7 @@ from app.delivery.dead_letters import REASONS, DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.errors import ApiError
 from app.web.auth import requires
+from app.web.query import query_int
 from tasks.enqueue import enqueue_send_message as enqueue_send
 
 bp = Blueprint("dead_letters", __name__, url_prefix="/dead-letters")
@@ -19,6 +20,12 @@ bp = Blueprint("dead_letters", __name__, url_prefix="/dead-letters")
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 """Entries one listing returns at most."""
+
+MAX_OFFSET = 10**9
+"""Furthest a listing may start; far past any store's size, small enough for Redis."""
+
+MAX_ERROR_CODE = 2**31 - 1
+"""Largest Graph error code a filter names; Meta's codes are 32-bit integers."""
 
 MAX_FILTER_BYTES = 16 * 1024
 """A replay filter is a few fields."""
@@ -34,30 +41,24 @@ def _stores() -> tuple[DeadLetterStore, MessageStore]:
     return DeadLetterStore(redis_client), MessageStore(redis_client)
 
 
-def _filter(source: dict[str, Any]) -> tuple[str | None, int | None]:
+def _reason(source: dict[str, Any]) -> str | None:
     reason = source.get("reason") or None
     if reason is not None and reason not in REASONS:
         raise _invalid("reason", f"must be one of {', '.join(REASONS)}")
+    return reason
+
+
+def _filter(source: dict[str, Any]) -> tuple[str | None, int | None]:
+    reason = _reason(source)
     code = source.get("code")
     if code in (None, ""):
         return reason, None
-    try:
-        return reason, int(code)
-    except (TypeError, ValueError):
-        raise _invalid("code", "must be a Graph error code (an integer)") from None
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid(name, "must be an integer") from None
-    if not low <= value <= high:
-        raise _invalid(name, f"must be between {low} and {high}")
-    return value
+    # int() would take True, "²" and "١٢"; a code is a JSON integer or ASCII digits.
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        code = int(code)
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise _invalid("code", "must be a Graph error code (an integer)")
+    return reason, code
 
 
 def _not_found() -> ApiError:
@@ -68,9 +69,10 @@ def _not_found() -> ApiError:
 @requires("dead_letters")
 def list_dead_letters():
     """A page of dead letters, most recent failure first, filtered by ``reason`` and ``code``."""
-    reason, code = _filter(request.args)
-    limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    reason = _reason(request.args)
+    code = query_int("code", None, 0, MAX_ERROR_CODE)
+    limit = query_int("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    offset = query_int("offset", 0, 0, MAX_OFFSET)
     dead_letters, _ = _stores()
     page = dead_letters.list(reason, code, limit=limit + 1, offset=offset)
     return jsonify(
@@ -117,7 +119,7 @@ def replay_matching():
     if reason is None and code is None and body.get("all") is not True:
         raise _invalid("reason", 'give a reason or a code, or "all": true to replay everything')
     limit = body.get("limit")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise _invalid("limit", "must be a positive integer")
     dead_letters, store = _stores()
     replayed = dead_letters.replay_matching(store, enqueue_send, reason, code, limit)

@@ -45,8 +45,14 @@ def register_error_handlers(app: Flask) -> None:
         app.register_error_handler(exc_class, _redis_unavailable)
 
 
+PAYLOAD_TOO_LARGE = "payload_too_large"
+"""The code of a 413, whether the body declared its length or came in chunks."""
+
+
 def _http_error(exc: HTTPException) -> Response:
     code = (exc.name or "error").lower().replace(" ", "_")
+    if exc.code == 413:  # Werkzeug's name for it changed across versions; the API's does not
+        code = PAYLOAD_TOO_LARGE
     # Keep the headers the error carries (Allow on a 405), but not its HTML content type.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     return error_response(

@@ -551,6 +551,10 @@ def spec() -> dict[str, Any]:
                             },
                             "a page of dead letters",
                         ),
+                        "400": _error(
+                            "`code`, `limit` or `offset` is not an integer in range "
+                            "(`invalid_parameter`)"
+                        ),
                         **_guarded(),
                         "422": _error("invalid filter"),
                     },
@@ -708,7 +712,7 @@ def spec() -> dict[str, Any]:
                             },
                             "alerts, newest first",
                         ),
-                        "400": _error("an invalid limit"),
+                        "400": _error("`limit` is not an integer in range (`invalid_parameter`)"),
                         **_guarded(),
                     },
                 }

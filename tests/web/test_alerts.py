@@ -59,8 +59,12 @@ def test_history_and_firing_alerts_newest_first(client, redis_client):
     assert len(limited["history"]) == 1
 
 
-@pytest.mark.parametrize("limit", ["0", "1001", "-1", "ten", "1.5", ""])
+@pytest.mark.parametrize(
+    "limit",
+    ["0", "1001", "-1", "ten", "1.5", "", "²", "١٢", "1e3", "true", "+1", " 1", "1_000", "9" * 40],
+)
 def test_a_bad_limit_is_400(client, limit):
     response = client.get(f"/v1/alerts?limit={limit}", headers=auth())
     assert response.status_code == 400
-    assert response.json["error"]["code"] == "invalid_limit"
+    assert response.json["error"]["code"] == "invalid_parameter"
+    assert response.json["error"]["field"] == "limit"

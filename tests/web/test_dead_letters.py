@@ -47,13 +47,32 @@ def test_list_and_filter(client, redis_client, stores):
     assert len(page["dead_letters"]) == 1 and page["next_offset"] == 1
 
 
+def test_a_bad_reason_is_422(client):
+    response = client.get("/v1/dead-letters?reason=bored", headers=AUTH)
+    assert response.status_code == 422 and response.json["error"]["field"] == "reason"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("reason=bored", "reason"), ("code=abc", "code"), ("limit=0", "limit"), ("limit=x", "limit")],
+    [("code=abc", "code"), ("limit=0", "limit"), ("limit=x", "limit"), ("offset=-1", "offset")],
 )
-def test_bad_filters_are_422(client, query, field):
+def test_a_bad_number_is_400(client, query, field):
     response = client.get(f"/v1/dead-letters?{query}", headers=AUTH)
-    assert response.status_code == 422 and response.json["error"]["field"] == field
+    assert response.status_code == 400
+    assert response.json["error"] == {
+        "code": "invalid_parameter",
+        "message": response.json["error"]["message"],
+        "field": field,
+    }
+
+
+@pytest.mark.parametrize("name", ["code", "limit", "offset"])
+@pytest.mark.parametrize("value", ["²", "١٢", "-1", "1e3", "true", "+1", "1_000", "9" * 4000])
+def test_numbers_are_ascii_digits_only(client, name, value):
+    response = client.get("/v1/dead-letters", query_string={name: value}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_parameter"
+    assert response.json["error"]["field"] == name
 
 
 def test_show_has_the_full_message_and_error(client, redis_client, stores):

@@ -65,3 +65,17 @@ def test_metrics_require_the_bearer_token_when_one_is_set(redis_client, monkeypa
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
     assert ok.status_code == 200
+
+
+def test_with_a_metrics_port_metrics_are_served_there_and_nothing_else_is(
+    redis_client, monkeypatch
+):
+    monkeypatch.setenv("METRICS_PORT", "9464")
+    client = create_app({"SETTINGS": get_settings(), "TESTING": True}).test_client()
+    on_metrics_port = {"SERVER_PORT": "9464"}
+    assert client.get("/metrics", environ_overrides=on_metrics_port).status_code == 200
+    assert client.get("/metrics", environ_overrides={"SERVER_PORT": "8000"}).status_code == 404
+    assert client.get("/metrics", headers={"Host": "localhost:9464"}).status_code == 404
+    assert client.get("/healthz", environ_overrides={"SERVER_PORT": "8000"}).status_code == 200
+    assert client.get("/healthz", environ_overrides=on_metrics_port).status_code == 404
+    assert client.get("/v1/alerts", environ_overrides=on_metrics_port).status_code == 404
