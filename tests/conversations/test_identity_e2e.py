@@ -1,8 +1,6 @@
 """Customers known by business-scoped user id, as separate processes: signed webhooks posted to
 the web app under gunicorn, two Celery workers, Redis, and the simulator playing Meta.
-
-The simulator does not yet imitate Meta's ``recipient`` sends, so a reply to a customer without a
-phone is followed up to the request the gateway makes (its recorded payload and its context)."""
+"""
 
 from __future__ import annotations
 
@@ -95,3 +93,50 @@ def test_a_phone_customer_who_later_writes_with_a_bsuid_keeps_one_conversation(s
         timeout=30,
     )
     assert by_bsuid["customer"]["key"] == phone and by_bsuid["wa_id"] == phone
+
+
+def customer_says(stack, phone: str, text: str, **customer) -> dict:  # noqa: F811
+    """A simulated customer writes through the simulator, as one of Meta's would."""
+    response = requests.post(
+        f"{stack.simulator_url}/_sim/customers/{phone}/messages",
+        json={"text": text, **customer},
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
+    said = response.json()
+    assert said["gateway_status"] == 200
+    return said
+
+
+def status_of(stack, message_id: str) -> str | None:  # noqa: F811
+    response = requests.get(f"{stack.web_url}/v1/messages/{message_id}", headers=AUTH, timeout=5)
+    return response.json()["status"] if response.status_code == 200 else None
+
+
+def test_a_username_only_customer_talks_through_the_simulator_and_is_reached_by_bsuid(stack):  # noqa: F811
+    phone = "573001112233"
+    hello = customer_says(stack, phone, "Hola", name="Bea", username="bea.co", hide_phone=True)
+    assert "from" not in hello["message"]  # Meta withholds the number of a username customer
+    user_id = hello["customer"]["user_id"]
+    reply = wait_for(lambda: stack.replies_to(hello["wamid"]), timeout=60)[0]
+    assert reply["recipient"] == user_id and "to" not in reply
+    assert "Hola Bea" in reply["text"]["body"]
+    wait_for(lambda: status_of(stack, reply_id(hello["wamid"])) == "read", timeout=60)
+
+    price = customer_says(stack, phone, "¿Cuánto cuesta la camiseta roja?")
+    wait_for(lambda: stack.replies_to(price["wamid"]), timeout=60)
+    follow_up = customer_says(stack, phone, "¿Y cuánto tarda el envío de esa?")
+    answer = wait_for(lambda: stack.replies_to(follow_up["wamid"]), timeout=60)[0]
+    assert answer["text"]["body"] == "La camiseta roja llega en 1 a 2 días hábiles."
+    assert answer["recipient"] == user_id
+
+    sent = requests.post(
+        f"{stack.web_url}/v1/messages",
+        headers=AUTH,
+        json={"recipient": user_id, "type": "text", "text": {"body": "Tu pedido salió hoy."}},
+        timeout=10,
+    )
+    assert sent.status_code == 202, sent.text
+    wait_for(lambda: status_of(stack, sent.json()["id"]) == "read", timeout=60)
+    conversation = stack.conversation(user_id)
+    assert conversation["wa_id"] is None and conversation["customer"]["username"] == "bea.co"
