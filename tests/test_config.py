@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from app.config import ConfigError, Settings, env_name, load_settings
+from app.config import ConfigError, load_settings
 from tests.stack import BIN, ROOT, TEST_CREDENTIALS, RedisServer, start_worker, wait_for
 
 GOOD = {**TEST_CREDENTIALS, "REDIS_URL": "redis://:hunter2-password@127.0.0.1:6390/0"}
@@ -163,14 +163,3 @@ def test_no_module_but_the_settings_reads_the_environment():
                 if (relative, line.strip()) not in hands_on:
                     readers.append(f"{relative}: {line.strip()}")
     assert readers == []
-
-
-def test_the_readme_configuration_table_lists_every_setting():
-    """One table documents the configuration: a setting added without a row fails here."""
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
-    settings = {env_name(name) for name in Settings.model_fields}
-    assert settings - documented == set()
-    process_managers = (ROOT / "Procfile").read_text() + (ROOT / "gunicorn.conf.py").read_text()
-    process_managers += (ROOT / "app" / "ops" / "flower.py").read_text()
-    assert {name for name in documented - settings if name not in process_managers} == set()
