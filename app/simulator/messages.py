@@ -29,6 +29,7 @@ _REFUSAL_DETAILS = {
 @bp.post("/<version>/<phone_number_id>/messages")
 def messages(version: str, phone_number_id: str):
     """Accept a message (or a read receipt) as Meta would, or refuse it with Meta's error."""
+    arrived = time.time()  # when the request reached "Meta", before any work on it
     sim = current_simulator()
     config = sim.config
     with sim.lock:
@@ -73,7 +74,7 @@ def messages(version: str, phone_number_id: str):
         failure = sim.faults.failed_code
     wamid = new_wamid()
     with sim.lock:
-        sim.received.append({"wamid": wamid, "at": time.time(), "body": received})
+        sim.received.append({"wamid": wamid, "at": arrived, "body": received})
     if body["type"] != "reaction":
         category = "utility" if body["type"] == "template" else "service"
         sim.schedule_statuses(wamid, address, category, failure, by_phone=to is not None)
