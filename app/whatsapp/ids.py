@@ -29,8 +29,9 @@ PHONE_NUMBER_ID = re.compile(r"[0-9]{5,20}")
 MEDIA_ID = re.compile(r"[0-9]{1,32}")
 """Meta's id of an uploaded or received media file (numeric, like every Graph object id)."""
 
-WAMID = re.compile(r"wamid\.[A-Za-z0-9+/=_-]{1,512}")
-"""A WhatsApp message id: ``wamid.`` and base64 (either alphabet)."""
+WAMID = re.compile(r"wamid\.[A-Za-z0-9+/=_.-]{1,512}")
+"""A WhatsApp message id: ``wamid.`` and base64 (either alphabet, dots allowed). It goes in
+request bodies and Redis keys, never in a path."""
 
 
 def _whole(pattern: re.Pattern[str], value: Any) -> bool:

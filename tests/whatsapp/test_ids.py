@@ -29,7 +29,7 @@ INVALID = {
     ids.is_customer_id: ["..", ".", "", "/tmp/x", "../../../../tmp/x", "US.ENT./../x"],
     ids.is_phone_number_id: ["1234", "1" * 21, "../../_sim/config", "١٢٣٤٥"],
     ids.is_media_id: ["../../../_sim/config", "1" * 33, "12a", "١٢٣", "<MEDIA_ID>"],
-    ids.is_wamid: ["wamid.", "wamid.a.b", "WAMID.a", "wamid.a b", "wamid." + "a" * 513],
+    ids.is_wamid: ["wamid.", "WAMID.a", "wamid.a:b", "wamid.a b", "wamid." + "a" * 513],
 }
 
 
@@ -38,8 +38,8 @@ def test_valid_ids_pass_and_nothing_around_them_does(check):
     for value in VALID[check]:
         assert check(value), value
         for wrap in AROUND:
-            if check is ids.is_wamid and wrap == "{}/":
-                continue  # '/' is a base64 letter: a wamid may end with it (never a path)
+            if check is ids.is_wamid and wrap in ("{}/", "{}/../x"):
+                continue  # '/' and '.' are wamid letters (base64, dots): never used as a path
             assert not check(wrap.format(value)), repr(wrap.format(value))
 
 
