@@ -20,13 +20,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from app import keys
 from app.config import get_settings
 from app.errors import GatewayError
+from app.whatsapp.ids import is_phone_number_id
 
 ENCRYPTION_KEYS_ENV = "GATEWAY_ENCRYPTION_KEYS"
 KEYRING_SERVICE = "wa-gateway"
 KEYRING_USER = "encryption-keys"
-PHONE_NUMBER_ID = re.compile(r"^[0-9]{5,20}$")
-"""The form of Meta's phone number ids."""
-_TOKEN = re.compile(r"^[\x21-\x7e]{20,4096}$")
+_TOKEN = re.compile(r"[\x21-\x7e]{20,4096}")
+# Matched whole: a trailing newline in a token would end up in the Authorization header.
 
 
 _REPLACE_IF_UNCHANGED = """
@@ -97,9 +97,9 @@ class NumberRegistry:
 
     def add(self, number: SendingNumber, access_token: str) -> SendingNumber:
         """Store (or replace) ``number`` with ``access_token``, encrypted under the newest key."""
-        if not PHONE_NUMBER_ID.match(number.phone_number_id):
+        if not is_phone_number_id(number.phone_number_id):
             raise CredentialError("the phone number id must be Meta's numeric id (5 to 20 digits)")
-        if not _TOKEN.match(access_token):
+        if not isinstance(access_token, str) or not _TOKEN.fullmatch(access_token):
             raise CredentialError(
                 "the access token must be 20 or more printable characters, no spaces"
             )

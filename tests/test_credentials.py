@@ -63,6 +63,9 @@ def test_remove(redis_client):
         ("abc", TOKEN),
         ("106540352242922", "short"),
         ("106540352242922", "has spaces in the token value"),
+        ("106540352242922\n", TOKEN),  # '$' let a trailing newline into the key
+        ("../../106540352242922", TOKEN),
+        ("106540352242922", TOKEN + "\n"),  # and into the Authorization header
     ],
 )
 def test_bad_numbers_and_tokens_are_refused_without_echo(redis_client, number, token):
@@ -70,6 +73,7 @@ def test_bad_numbers_and_tokens_are_refused_without_echo(redis_client, number, t
     with pytest.raises(CredentialError) as info:
         registry.add(SendingNumber(number), token)
     assert token not in str(info.value)
+    assert registry.list() == []
 
 
 @pytest.mark.parametrize("value", ["", "not-a-key", generate_key() + ",garbage"])

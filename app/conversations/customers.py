@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import redis
 
 from app import keys
-from app.whatsapp.phone import is_parent_user_id, validate_user_id
+from app.whatsapp.ids import is_user_id, is_wa_id
+from app.whatsapp.phone import is_parent_user_id
 from app.whatsapp.webhook import Contact, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,9 @@ class Customer:
 
 def kind_of(customer_id: str) -> str | None:
     """``phone``, ``user`` or ``parent`` for an id written as Meta writes it; None otherwise."""
-    if customer_id.isdigit():
+    if is_wa_id(customer_id):
         return PHONE
-    if validate_user_id(customer_id):
+    if is_user_id(customer_id):
         return PARENT if is_parent_user_id(customer_id) else USER
     return None
 

@@ -6,6 +6,10 @@ expected_sha256=None)`` that returns an object with ``content``, ``mime_type`` a
 chosen per turn by the business number the customer wrote to (each number has its own token). A
 download that fails is recorded on the turn (``media.error``) and the message is still answered:
 media is never a reason to lose a message.
+
+The file goes to ``MEDIA_DIR/<phone_number_id>/<customer key>/<sha256><extension>``: a folder
+built only from ids of Meta's documented shape (:mod:`app.whatsapp.ids`) and checked to resolve
+inside ``MEDIA_DIR``; a turn whose ids do not pass is recorded with :class:`MediaPathError`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Protocol
 
 from app.conversations.turns import CustomerTurn
 from app.errors import ConversationError
+from app.whatsapp.ids import is_customer_id, is_phone_number_id
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ class MediaFetcher:
         if not media or not media.get("id"):
             return turn
         try:
+            # The folder first: ids that are not ids cost no download and write nowhere.
+            folder = self.folder_for(turn)
             client = self.client_for(turn.phone_number_id)
             download = client.download_media(
                 str(media["id"]), max_bytes=self.max_bytes, expected_sha256=media.get("sha256")
@@ -65,19 +72,30 @@ class MediaFetcher:
             expected = decode_sha256(media.get("sha256"))
             if expected is not None and expected != digest:
                 raise MediaRejected("content does not match the webhook's sha256")
-            path = self.store(turn, content, download.mime_type or media.get("mime_type"), digest)
+            path = self.store(folder, content, download.mime_type or media.get("mime_type"), digest)
         except Exception as exc:  # noqa: BLE001 - recorded on the turn; the message goes on
-            log.warning("media %s of %s not stored: %s", media["id"], turn.id, type(exc).__name__)
+            log.warning("media of %s not stored: %s", turn.id, type(exc).__name__)
             return turn.with_media(stored=False, error=f"{type(exc).__name__}: {exc}"[:200])
         return turn.with_media(stored=True, path=str(path), size=len(content))
 
-    def store(
-        self, turn: CustomerTurn, content: bytes, mime_type: str | None, digest: bytes
-    ) -> Path:
-        """Write ``content`` under the media directory, named by its hash (a redelivery rewrites
-        the same file), atomically (a reader never sees half a file)."""
+    def folder_for(self, turn: CustomerTurn) -> Path:
+        """The folder of the turn's customer under the media directory: ``<phone_number_id>/
+        <customer key>``, both validated ids, and checked to resolve inside the directory (a
+        symlink planted there is not followed out). Raises :class:`MediaPathError` otherwise."""
+        if not is_phone_number_id(turn.phone_number_id):
+            raise MediaPathError("the business number is not a phone number id")
+        if not is_customer_id(turn.customer):
+            raise MediaPathError("the customer is not named by a phone number or user id")
+        root = self.media_dir.resolve()
+        folder = (root / turn.phone_number_id / turn.customer).resolve()
+        if not folder.is_relative_to(root) or folder == root:
+            raise MediaPathError("the customer's media folder is outside MEDIA_DIR")
+        return folder
+
+    def store(self, folder: Path, content: bytes, mime_type: str | None, digest: bytes) -> Path:
+        """Write ``content`` in ``folder`` (from :meth:`folder_for`), named by its hash (a
+        redelivery rewrites the same file), atomically (a reader never sees half a file)."""
         extension = mimetypes.guess_extension((mime_type or "").split(";")[0].strip()) or ".bin"
-        folder = self.media_dir / turn.phone_number_id / turn.customer
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{digest.hex()}{extension}"
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".part-")
@@ -93,6 +111,11 @@ class MediaFetcher:
 
 class MediaRejected(ConversationError):
     """Downloaded media failed a check (size or hash)."""
+
+
+class MediaPathError(ConversationError):
+    """A turn's ids do not make a folder inside ``MEDIA_DIR``: nothing is downloaded or written,
+    and no retry can change that (the ids are never echoed: a customer id may be a phone)."""
 
 
 def decode_sha256(value: Any) -> bytes | None:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.conversations.customers import CustomerBook
-from app.credentials import PHONE_NUMBER_ID
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 from app.errors import DeliveryError
 from app.whatsapp.errors import MessageValidationError
+from app.whatsapp.ids import is_phone_number_id
 from app.whatsapp.messages import validate_message
 from app.whatsapp.phone import canonical_whatsapp_number
 
@@ -91,7 +91,7 @@ def prepare(
     if priority not in PRIORITIES:
         raise Refused("invalid_message", "priority", f"must be one of {', '.join(PRIORITIES)}")
     sender = body.get("phone_number_id", phone_number_id)
-    if not isinstance(sender, str) or not PHONE_NUMBER_ID.match(sender):
+    if not is_phone_number_id(sender):
         raise Refused(
             "invalid_message", "phone_number_id", "must be Meta's numeric phone number id"
         )

@@ -5,22 +5,25 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from app import __version__
 from app.config import get_settings
+from app.whatsapp import ids
 from app.whatsapp.builders import read_receipt
 from app.whatsapp.errors import (
     GraphAPIError,
     GraphConnectionError,
     GraphTimeoutError,
+    InvalidIdentifierError,
     MediaIntegrityError,
     MediaTooLargeError,
 )
@@ -121,7 +124,7 @@ class GraphClient:
 
         The message names the customer by ``to`` (phone), ``recipient`` (business-scoped user id)
         or both, as the builders make it."""
-        body = self.request("POST", f"{self.phone_number_id}/messages", json=message)
+        body = self.request("POST", f"{self._number()}/messages", json=message)
         messages = body.get("messages") or [{}]
         contacts = body.get("contacts") or [{}]
         wamid = messages[0].get("id")
@@ -139,8 +142,9 @@ class GraphClient:
 
     def mark_read(self, message_id: str, typing_indicator: bool = True) -> None:
         """Mark an inbound message read and, optionally, show the customer a typing indicator."""
+        _checked("message id", message_id, ids.is_wamid)
         body = read_receipt(message_id, typing_indicator=typing_indicator)
-        self.request("POST", f"{self.phone_number_id}/messages", json=body)
+        self.request("POST", f"{self._number()}/messages", json=body)
 
     def upload_media(
         self,
@@ -155,6 +159,7 @@ class GraphClient:
         type, bytes that do not match it, or a size over the type's limit each raise their own
         :class:`~app.whatsapp.errors.MediaError` and nothing is sent.
         """
+        number = self._number()
         if isinstance(file, bytes):
             mime_type = mime_type or (guess_mime_type(filename) if filename else None)
             content, checked = file, check_media(file, mime_type)
@@ -164,7 +169,7 @@ class GraphClient:
             filename = filename or os.path.basename(os.fspath(file))
         body = self.request(
             "POST",
-            f"{self.phone_number_id}/media",
+            f"{number}/media",
             data={"messaging_product": "whatsapp", "type": checked.mime_type},
             files={"file": (filename, content, checked.mime_type)},
         )
@@ -175,7 +180,8 @@ class GraphClient:
 
     def get_media(self, media_id: str) -> MediaInfo:
         """The download URL (valid for minutes) and the facts of media ``media_id``."""
-        body = self.request("GET", media_id, params={"phone_number_id": self.phone_number_id})
+        path = _checked("media id", media_id, ids.is_media_id)
+        body = self.request("GET", path, params={"phone_number_id": self._number()})
         try:
             return MediaInfo(
                 id=str(body["id"]),
@@ -241,9 +247,14 @@ class GraphClient:
 
     def delete_media(self, media_id: str) -> None:
         """Delete uploaded media ``media_id`` from Meta's servers."""
-        body = self.request("DELETE", media_id, params={"phone_number_id": self.phone_number_id})
+        path = _checked("media id", media_id, ids.is_media_id)
+        body = self.request("DELETE", path, params={"phone_number_id": self._number()})
         if body.get("success") is not True:
             raise GraphAPIError.from_response(502, {"error": {"message": "media not deleted"}})
+
+    def _number(self) -> str:
+        """This client's phone number id, as a URL path segment, once checked."""
+        return _checked("phone number id", self.phone_number_id, ids.is_phone_number_id)
 
     def _check_download_url(self, url: str) -> None:
         # The bearer token goes only over TLS, or to the origin the client already talks to.
@@ -277,6 +288,15 @@ class GraphClient:
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return body
+
+
+def _checked(kind: str, value: str, is_valid: Callable[[Any], bool]) -> str:
+    """``value`` quoted as one URL path segment, if it is a ``kind`` of the documented shape;
+    else :class:`InvalidIdentifierError`, naming the kind but never the value."""
+    if not is_valid(value):
+        raise InvalidIdentifierError(f"the {kind} is not of the shape Meta documents")
+    # Quoted although already safe, so no later change to a pattern can reopen the path.
+    return quote(value, safe="")
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -13,6 +13,9 @@ class                  what the caller does                       Graph error co
                                                                   368, HTTP 401/403
 =====================  =========================================  ==========================
 
+An id of the wrong shape is refused before any request with :class:`InvalidIdentifierError`, a
+``PermanentError``: a Graph URL is only ever built from ids that passed :mod:`app.whatsapp.ids`.
+
 Unknown codes get a documented safe default: an HTTP 5xx (or no response at all) is transient,
 an HTTP 429 is throttled, an HTTP 401/403 is a configuration problem, and any other 4xx is
 permanent, because repeating a request Meta has refused cannot change its answer.
@@ -202,6 +205,13 @@ class WindowClosedError(PermanentError):
 
 class TemplateError(PermanentError):
     """A template is missing, paused, or does not match its parameters (132xxx)."""
+
+
+class InvalidIdentifierError(PermanentError):
+    """An id that is not of the shape Meta documents (a media id, a phone number id, a wamid),
+    refused before any request: no URL is built from it, and no retry can change it."""
+
+    codes = frozenset()
 
 
 class ConfigurationError(GraphAPIError):

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.whatsapp.errors import MessageValidationError
+from app.whatsapp.ids import is_media_id
 from app.whatsapp.phone import validate_user_id, validate_whatsapp_number
 
 MESSAGE_TYPES = frozenset(
@@ -231,7 +232,10 @@ def _check_media(media: dict[str, Any], path: str) -> None:
     if has_id == has_link:
         raise MessageValidationError(path, "needs exactly one of 'id' or 'link'")
     if has_id:
-        _string(media["id"], f"{path}.id")
+        if not is_media_id(media["id"]):
+            raise MessageValidationError(
+                f"{path}.id", "must be a media id (digits, from an upload)"
+            )
     else:
         _url(media["link"], f"{path}.link")
     if "caption" in media:

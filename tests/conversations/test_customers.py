@@ -120,3 +120,8 @@ def test_kinds_of_ids():
     assert kind_of(USER_ID) == "user"
     assert kind_of(PARENT_USER_ID) == "parent"
     assert kind_of("co.123") is None and kind_of("CO.") is None and kind_of("+57300") is None
+
+
+def test_ids_with_anything_around_them_are_no_kind_of_id():
+    for value in [PHONE + "\n", "\n" + PHONE, PHONE + "/..", "²²²²²²", "١٢٣٤٥٦", USER_ID + "\n"]:
+        assert kind_of(value) is None, repr(value)

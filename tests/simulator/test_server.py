@@ -96,7 +96,7 @@ def test_unreachable_api_is_a_connection_error():
     client = GraphClient(
         base_url="http://127.0.0.1:9",
         version="v23.0",
-        phone_number_id="1",
+        phone_number_id="106540352242922",
         access_token="EAAsecret-token-value",
     )
     with pytest.raises(errors.GraphConnectionError) as info:

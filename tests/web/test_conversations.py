@@ -129,3 +129,36 @@ def test_redis_down_is_503(client, monkeypatch):
     response = client.get(f"/v1/conversations/{WA_ID}", headers=AUTH)
     assert response.status_code == 503
     assert response.json["error"]["code"] == "redis_unavailable"
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    [
+        "573001112299%0A",  # a trailing newline, which a '$' pattern lets through
+        "573001112299%0D%0A",
+        "%0A573001112299",
+        "US.13491208655302741918%0A",
+        "%C2%B2%C2%B2%C2%B2%C2%B2%C2%B2",  # superscript digits: digits to str.isdigit
+        "%D9%A1%D9%A2%D9%A3%D9%A4%D9%A5",  # Arabic-Indic digits
+        "1" * 21,
+        "..%2F..%2F573001112299",
+    ],
+)
+def test_a_customer_id_with_anything_around_it_is_400_and_hands_nothing(
+    client, redis_client, customer_id
+):
+    for method in ("get", "post", "delete"):
+        path = f"/v1/conversations/{customer_id}" + ("/handoff" if method != "get" else "")
+        response = getattr(client, method)(path, headers=AUTH)
+        assert response.status_code in (400, 404), (method, response.status_code)
+        if response.status_code == 400:
+            assert response.json["error"]["code"] == "invalid_wa_id"
+    assert not redis_client.keys("*handoff*")
+
+
+def test_a_newline_suffixed_number_is_400_not_a_handoff_for_someone_else(client, redis_client):
+    response = client.post("/v1/conversations/573001112299%0A/handoff", headers=AUTH)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_wa_id"
+    assert HandoffStore(redis_client).get(NUMBER, "573001112299") is None
+    assert HandoffStore(redis_client).get(NUMBER, "573001112299\n") is None

@@ -122,6 +122,14 @@ def test_default_lane_is_normal(client, redis_client, open_window):
     [
         ({**TEXT, "to": "+57 300 123 4567"}, "to"),
         ({**TEXT, "to": "57999"}, "to"),
+        ({**TEXT, "to": CUSTOMER + "\n"}, "to"),  # a '$' pattern let the newline through
+        ({**TEXT, "to": "+" + CUSTOMER + "\n"}, "to"),
+        ({**TEXT, "to": "\n" + CUSTOMER}, "to"),
+        ({**TEXT, "to": "５７３００１２３４５６７"}, "to"),  # fullwidth digits
+        ({**TEXT, "to": None, "recipient": "US.13491208655302741918\n"}, "recipient"),
+        ({**TEXT, "phone_number_id": NUMBER + "\n"}, "phone_number_id"),
+        ({**TEXT, "type": "image", "image": {"id": "../../../_sim/config"}}, "image.id"),
+        ({**TEXT, "type": "image", "image": {"id": "1003383421387256\n"}}, "image.id"),
         ({"type": "text", "text": {"body": "x"}}, "to"),
         ({**TEXT, "type": "fax"}, "type"),
         ({"to": CUSTOMER, "type": "text"}, "text"),

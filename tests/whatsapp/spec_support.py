@@ -16,6 +16,9 @@ RECIPIENT = "16505551234"
 """A real-format number standing in for the examples' ``{{Recipient-Phone-Number}}``."""
 
 _LINK_PLACEHOLDER = re.compile(r"^<?http\(s\)://([^>]*)>?$")
+_MEDIA_ID_PLACEHOLDER = re.compile(r"<(?:[A-Z]+_OBJECT|MEDIA)_ID>")
+MEDIA_ID = "1003383421387256"
+"""What a media id placeholder becomes: media ids are numeric."""
 
 
 def message_examples(spec: dict) -> dict[str, dict]:
@@ -31,6 +34,7 @@ def sendable(example: dict) -> dict:
     - ``to`` (``{{Recipient-Phone-Number}}``, or ``+1...``, which our rules refuse) becomes
       :data:`RECIPIENT`;
     - link placeholders such as ``<http(s)://audio-url>`` become ``https://example.com/...``;
+    - media id placeholders such as ``<AUDIO_OBJECT_ID>`` become :data:`MEDIA_ID`;
     - the multi-product example's ``<HEADER_TYPE>`` becomes ``text`` (the only header Meta allows
       on a product list);
     - a missing ``type`` is written out: ``text`` (Meta's default, for the preview-URL example)
@@ -48,6 +52,8 @@ def sendable(example: dict) -> dict:
             return [walk(value) for value in node]
         if isinstance(node, str) and (match := _LINK_PLACEHOLDER.match(node)):
             return "https://example.com/" + (match.group(1) or "file")
+        if isinstance(node, str) and _MEDIA_ID_PLACEHOLDER.fullmatch(node):
+            return MEDIA_ID
         return node
 
     message = walk(message)
