@@ -52,6 +52,22 @@ def enqueue_answer_turn(turn: dict[str, Any]) -> None:
     )
 
 
+WEBHOOK_TASK = "inbound.process_webhook"
+
+
+def enqueue_task(task_name: str, argument: Any) -> None:
+    """Put one conversation step (``inbound.*`` or ``context.*``) with its one argument on its
+    queue, journaled: how an inbound dead letter is replayed."""
+    if task_name == WEBHOOK_TASK:
+        argsrepr = "<webhook replayed from a dead letter>"  # no customer text in Flower or logs
+    else:
+        argsrepr = turn_summary(argument if isinstance(argument, dict) else {})
+    queue = celeryconfig.QUEUE_CONTEXT if task_name.startswith("context.") else None
+    task_publisher().publish(
+        task_name, [argument], queue=queue or celeryconfig.QUEUE_INBOUND, argsrepr=argsrepr
+    )
+
+
 def enqueue_send_message(message_id: str, priority: str, **options: Any) -> None:
     """Put the send task for ``message_id`` on the ``priority`` lane."""
     # ignore_result as the task itself declares it (apply_async passes it; send_task does not).
