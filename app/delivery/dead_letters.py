@@ -74,6 +74,10 @@ INBOUND = "inbound"
 """A unit of work that came in with a webhook."""
 DIRECTIONS = (OUTBOUND, INBOUND)
 
+INBOUND_KINDS = ("webhook", "message", "status", "turn", "answer", "reply")
+"""What an inbound dead letter holds: a webhook that is no WhatsApp webhook, one of a webhook's
+messages or statuses, or the argument of a conversation step (record, answer, record the reply)."""
+
 SCAN_BATCH = 500
 """Entries read per round trip when listing or filtering."""
 
@@ -127,7 +131,7 @@ class DeadLetter:
     id: str
     reason: str
     message: dict[str, Any]
-    priority: str
+    priority: str | None
     error: dict[str, Any] | None
     attempts: int
     first_failed_at: float
@@ -238,8 +242,8 @@ class DeadLetterStore:
     ) -> DeadLetter:
         """Dead-letter one unit of inbound work: ``part`` as it came, why, and how to run it
         again (``task`` with ``payload``). The same part dead-lettered again replaces its entry."""
-        if reason not in REASONS:
-            raise ValueError(f"unknown dead-letter reason {reason!r}")
+        if reason not in REASONS or kind not in INBOUND_KINDS:
+            raise ValueError(f"unknown dead-letter reason {reason!r} or kind {kind!r}")
         letter_id = inbound_id(kind, part)
         now = time.time()
         previous = self.get(letter_id)
@@ -247,7 +251,7 @@ class DeadLetterStore:
             id=letter_id,
             reason=reason,
             message=part if isinstance(part, dict) else {"value": part},
-            priority="",
+            priority=None,
             error=error,
             attempts=(previous.attempts if previous else 0) + 1,
             first_failed_at=previous.first_failed_at if previous else now,
