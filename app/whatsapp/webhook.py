@@ -11,6 +11,7 @@ processed all the same. Every string it hands on is valid Unicode: a lone surrog
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,13 @@ GROUP_FIELD_PREFIX = "group_"
 
 MEDIA_MESSAGE_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 """Inbound message types whose object is downloadable media."""
+
+WAMID = re.compile(r"[A-Za-z0-9._=:+/-]{1,256}")
+"""What a message id (``wamid.HBgL…``) is made of; anything else is not an id (and would carry
+whatever it holds into logs and task results, where ids go)."""
+
+STATUS_NAME = re.compile(r"[a-z_]{1,32}")
+"""What a status (``sent``, ``delivered``, ``read``, ``failed`` …) is made of."""
 
 MAX_TIMESTAMP = 2**53
 """Larger Unix times are not times (and past this, floats lose whole seconds)."""
@@ -575,7 +583,7 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
 def _message(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Message:
     if not isinstance(raw, dict):
         raise _Unreadable("the message is not an object")
-    if not isinstance(raw.get("id"), str) or not raw["id"]:
+    if not _is_id(raw.get("id")):
         raise _Unreadable("the message has no id")  # nothing to deduplicate or answer
     for name in ("from", "from_user_id", "from_parent_user_id", "type"):
         if raw.get(name) is not None and not isinstance(raw[name], str):
@@ -601,7 +609,12 @@ def _message(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Message:
 def _status(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Status:
     if not isinstance(raw, dict):
         raise _Unreadable("the status is not an object")
-    if not isinstance(raw.get("id"), str) or not isinstance(raw.get("status"), str):
+    status = raw.get("status")
+    if (
+        not _is_id(raw.get("id"))
+        or not isinstance(status, str)
+        or not STATUS_NAME.fullmatch(status)
+    ):
         raise _Unreadable("the status has no id or no status")
     for name in ("recipient_id", "recipient_user_id", "recipient_parent_user_id"):
         if raw.get(name) is not None and not isinstance(raw[name], (str, int)):
@@ -618,6 +631,10 @@ def _status(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Status:
         recipient_parent_user_id=_str(raw.get("recipient_parent_user_id")),
         contacts=tuple(contacts),
     )
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and WAMID.fullmatch(value) is not None
 
 
 def _timestamp(value: Any) -> int:
