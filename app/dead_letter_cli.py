@@ -108,12 +108,12 @@ def _selection_is_clear(args: argparse.Namespace) -> bool:
 def _replay(args: argparse.Namespace) -> int:
     if not _selection_is_clear(args):
         return 2
-    from tasks.enqueue import enqueue_send_message, enqueue_task  # the broker: only to replay
+    from tasks.enqueue import enqueue_send_message, requeue  # the broker: only to replay
 
     dead_letters, store = _stores()
     if args.ids:
         replayed = [
-            i for i in args.ids if dead_letters.replay(store, i, enqueue_send_message, enqueue_task)
+            i for i in args.ids if dead_letters.replay(store, i, enqueue_send_message, requeue)
         ]
         missing = sorted(set(args.ids) - set(replayed))
         for message_id in missing:
@@ -126,7 +126,7 @@ def _replay(args: argparse.Namespace) -> int:
             args.code,
             args.limit,
             direction=args.direction,
-            enqueue_task=enqueue_task,
+            enqueue_task=requeue,
         )
         missing = []
     for message_id in replayed:

@@ -52,20 +52,29 @@ def enqueue_answer_turn(turn: dict[str, Any]) -> None:
     )
 
 
-WEBHOOK_TASK = "inbound.process_webhook"
-
-
-def enqueue_task(task_name: str, argument: Any) -> None:
-    """Put one conversation step (``inbound.*`` or ``context.*``) with its one argument on its
-    queue, journaled: how an inbound dead letter is replayed."""
-    if task_name == WEBHOOK_TASK:
-        argsrepr = "<webhook replayed from a dead letter>"  # no customer text in Flower or logs
-    else:
-        argsrepr = turn_summary(argument if isinstance(argument, dict) else {})
-    queue = celeryconfig.QUEUE_CONTEXT if task_name.startswith("context.") else None
+def enqueue_process_webhook(payload: dict[str, Any]) -> None:
+    """Put a webhook task on the inbound queue, journaled (the web's own publish deduplicates;
+    this one is for a webhook replayed from a dead letter)."""
     task_publisher().publish(
-        task_name, [argument], queue=queue or celeryconfig.QUEUE_INBOUND, argsrepr=argsrepr
+        "inbound.process_webhook",
+        [payload],
+        queue=celeryconfig.QUEUE_INBOUND,
+        argsrepr="<replayed webhook>",  # no customer text in Flower or logs
     )
+
+
+def requeue(task_name: str, argument: Any) -> None:
+    """Run a conversation step again with its one argument: how an inbound dead letter is
+    replayed (see ``app.delivery.dead_letters``)."""
+    helpers = {
+        "inbound.process_webhook": enqueue_process_webhook,
+        "context.record_turn": enqueue_record_turn,
+        "context.record_reply": enqueue_record_reply,
+        "inbound.answer_turn": enqueue_answer_turn,
+    }
+    if task_name not in helpers:
+        raise ValueError(f"{task_name} is not a conversation step")
+    helpers[task_name](argument)
 
 
 def enqueue_send_message(message_id: str, priority: str, **options: Any) -> None:

@@ -13,7 +13,7 @@ from app.delivery.messages import MessageStore
 from app.errors import ApiError
 from app.web.auth import requires
 from tasks.enqueue import enqueue_send_message as enqueue_send
-from tasks.enqueue import enqueue_task
+from tasks.enqueue import requeue
 
 bp = Blueprint("dead_letters", __name__, url_prefix="/dead-letters")
 
@@ -108,7 +108,7 @@ def replay_dead_letter(message_id: str):
     """Send a dead-lettered message again (same id and idempotency key, attempts reset), or run
     an inbound one again."""
     dead_letters, store = _stores()
-    if not dead_letters.replay(store, message_id, enqueue_send, enqueue_task):
+    if not dead_letters.replay(store, message_id, enqueue_send, requeue):
         raise _not_found()
     return jsonify({"id": message_id, "status": "queued"}), 202
 
@@ -134,7 +134,7 @@ def replay_matching():
         raise _invalid("limit", "must be a positive integer")
     dead_letters, store = _stores()
     replayed = dead_letters.replay_matching(
-        store, enqueue_send, reason, code, limit, direction=direction, enqueue_task=enqueue_task
+        store, enqueue_send, reason, code, limit, direction=direction, enqueue_task=requeue
     )
     return jsonify({"replayed": replayed, "count": len(replayed)}), 202
 

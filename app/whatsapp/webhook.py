@@ -512,8 +512,9 @@ class Malformed:
     contacts: list[Any] = field(default_factory=list)
 
 
-class _Unreadable(ValueError):
-    """A part of a webhook that cannot be read; its message is the reason (never its content)."""
+class UnreadablePartError(WhatsAppError):
+    """A message or status of a webhook cannot be read; the message is the reason, never the
+    part's content. Raised and caught inside the parse: the part becomes :class:`Malformed`."""
 
 
 @dataclass
@@ -582,12 +583,12 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
 
 def _message(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Message:
     if not isinstance(raw, dict):
-        raise _Unreadable("the message is not an object")
+        raise UnreadablePartError("the message is not an object")
     if not _is_id(raw.get("id")):
-        raise _Unreadable("the message has no id")  # nothing to deduplicate or answer
+        raise UnreadablePartError("the message has no id")  # nothing to deduplicate or answer
     for name in ("from", "from_user_id", "from_parent_user_id", "type"):
         if raw.get(name) is not None and not isinstance(raw[name], str):
-            raise _Unreadable(f"the message's {name} is not a string")
+            raise UnreadablePartError(f"the message's {name} is not a string")
     sender = raw.get("from") or ""
     user_id = raw.get("from_user_id")
     contact = _matching(contacts, sender, user_id)
@@ -608,17 +609,17 @@ def _message(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Message:
 
 def _status(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Status:
     if not isinstance(raw, dict):
-        raise _Unreadable("the status is not an object")
+        raise UnreadablePartError("the status is not an object")
     status = raw.get("status")
     if (
         not _is_id(raw.get("id"))
         or not isinstance(status, str)
         or not STATUS_NAME.fullmatch(status)
     ):
-        raise _Unreadable("the status has no id or no status")
+        raise UnreadablePartError("the status has no id or no status")
     for name in ("recipient_id", "recipient_user_id", "recipient_parent_user_id"):
         if raw.get(name) is not None and not isinstance(raw[name], (str, int)):
-            raise _Unreadable(f"the status's {name} is not a string")
+            raise UnreadablePartError(f"the status's {name} is not a string")
     return Status(
         id=raw["id"],
         status=raw["status"],
@@ -646,13 +647,13 @@ def _timestamp(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP:
-        raise _Unreadable("the timestamp is not a Unix time")
+        raise UnreadablePartError("the timestamp is not a Unix time")
     return value
 
 
 def _reason(exc: Exception) -> str:
     """Why a part is unreadable, without any of its content."""
-    return str(exc) if isinstance(exc, _Unreadable) else f"unreadable ({type(exc).__name__})"
+    return str(exc) if isinstance(exc, UnreadablePartError) else f"unreadable ({type(exc).__name__})"
 
 
 def valid_unicode(value: Any) -> Any:

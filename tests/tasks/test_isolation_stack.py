@@ -35,7 +35,7 @@ class TaskEvents:
     """The task events the worker sends, as Flower receives them."""
 
     def __init__(self, broker_url: str):
-        self.app = Celery(broker=broker_url)
+        self.app = Celery(broker=broker_url, set_as_current=False)
         self.events: list[dict] = []
         self._receiver = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -135,7 +135,7 @@ def test_a_turn_that_fails_is_dead_lettered_without_a_word_of_it_logged(stack):
     }
     from tasks.publish import TaskPublisher  # noqa: PLC0415 - the test process's publisher
 
-    publisher = TaskPublisher(Celery(broker=redis_server.url), client)
+    publisher = TaskPublisher(Celery(broker=redis_server.url, set_as_current=False), client)
     publisher.publish("context.record_turn", [turn], queue="context", argsrepr="<text turn>")
     store = DeadLetterStore(client)
     (letter,) = wait_for(
