@@ -8,7 +8,7 @@ import sys
 import time
 
 from app.config import ConfigError, load_settings
-from app.delivery.dead_letters import REASONS, DeadLetterStore
+from app.delivery.dead_letters import DIRECTIONS, REASONS, DeadLetterStore
 from app.delivery.messages import MessageStore
 
 
@@ -20,6 +20,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     def filters(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--reason", choices=REASONS, help="only this reason")
         parser.add_argument("--code", type=int, help="only this Graph error code")
+        parser.add_argument(
+            "--direction", choices=DIRECTIONS, help="only what came in, or only what goes out"
+        )
 
     listing = verbs.add_parser("list", help="dead letters, most recent failure first")
     filters(listing)
@@ -66,17 +69,17 @@ def _when(at: float) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     dead_letters, _ = _stores()
-    letters = dead_letters.list(args.reason, args.code, limit=args.limit)
+    letters = dead_letters.list(args.reason, args.code, limit=args.limit, direction=args.direction)
     if args.json:
         for letter in letters:
             print(json.dumps(letter.summary()))
         return 0
-    print(f"{'id':32}  {'reason':19}  {'code':>6}  {'att':>3}  {'last failure (UTC)':19}  to")
+    print(f"{'id':32}  {'reason':19}  {'code':>6}  {'att':>3}  {'last failure (UTC)':19}  to/kind")
     for letter in letters:
         s = letter.summary()
         print(
             f"{s['id']:32}  {s['reason']:19}  {s['code'] if s['code'] is not None else '-':>6}  "
-            f"{s['attempts']:>3}  {_when(s['last_failed_at'])}  {s['to'] or '-'}"
+            f"{s['attempts']:>3}  {_when(s['last_failed_at'])}  {s['to'] or s['kind'] or '-'}"
         )
     print(f"{len(letters)} shown, {len(dead_letters)} dead letters in all")
     return 0
@@ -92,11 +95,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _selection_is_clear(args: argparse.Namespace) -> bool:
-    if args.ids and (args.reason or args.code is not None or args.all):
+    filtered = args.reason or args.code is not None or args.direction
+    if args.ids and (filtered or args.all):
         print("give ids or filters, not both", file=sys.stderr)
         return False
-    if not args.ids and not (args.reason or args.code is not None or args.all):
-        print("give ids, --reason, --code or --all", file=sys.stderr)
+    if not args.ids and not (filtered or args.all):
+        print("give ids, --reason, --code, --direction or --all", file=sys.stderr)
         return False
     return True
 
@@ -104,17 +108,25 @@ def _selection_is_clear(args: argparse.Namespace) -> bool:
 def _replay(args: argparse.Namespace) -> int:
     if not _selection_is_clear(args):
         return 2
-    from tasks.enqueue import enqueue_send_message  # the broker: only needed to replay
+    from tasks.enqueue import enqueue_send_message, requeue  # the broker: only to replay
 
     dead_letters, store = _stores()
     if args.ids:
-        replayed = [i for i in args.ids if dead_letters.replay(store, i, enqueue_send_message)]
+        replayed = [
+            i for i in args.ids if dead_letters.replay(store, i, enqueue_send_message, requeue)
+        ]
         missing = sorted(set(args.ids) - set(replayed))
         for message_id in missing:
             print(f"no dead letter {message_id}", file=sys.stderr)
     else:
         replayed = dead_letters.replay_matching(
-            store, enqueue_send_message, args.reason, args.code, args.limit
+            store,
+            enqueue_send_message,
+            args.reason,
+            args.code,
+            args.limit,
+            direction=args.direction,
+            enqueue_task=requeue,
         )
         missing = []
     for message_id in replayed:
@@ -130,10 +142,10 @@ def _purge(args: argparse.Namespace) -> int:
     if args.ids:
         purged = sum(dead_letters.remove(i) for i in args.ids)
     elif not args.yes:
-        matching = sum(1 for _ in dead_letters.iter(args.reason, args.code))
+        matching = sum(1 for _ in dead_letters.iter(args.reason, args.code, args.direction))
         print(f"{matching} dead letters match; add --yes to purge them", file=sys.stderr)
         return 2
     else:
-        purged = dead_letters.purge(args.reason, args.code)
+        purged = dead_letters.purge(args.reason, args.code, args.direction)
     print(f"{purged} purged", file=sys.stderr)
     return 0

@@ -77,6 +77,14 @@ class GatewayTask(Task):
 
     max_redeliveries = MAX_REDELIVERIES
 
+    keeps_failed_work = False
+    """Whether an unexpected error goes to :meth:`on_unexpected_error` instead of failing the
+    task (Redis failures and retries are not unexpected)."""
+
+    def on_unexpected_error(self, exc: Exception, *args: Any, **kwargs: Any) -> Any:
+        """Keep the work of a run that failed unexpectedly; its return is the task's result."""
+        raise exc
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return self._guarded_run(*args, **kwargs)
@@ -110,8 +118,13 @@ class GatewayTask(Task):
         except Reject as reject:
             done = not reject.requeue
             raise
-        except BaseException:
+        except Exception as exc:
             done = True  # failed for good: the broker drops it, so must the journal
+            if not self.keeps_failed_work:
+                raise
+            return self.on_unexpected_error(exc, *args, **kwargs)
+        except BaseException:
+            done = True
             raise
         finally:
             self._finish(redis_client, key, task_id, done)
@@ -139,6 +152,11 @@ class GatewayTask(Task):
         return self.retry(countdown=bounded_countdown(seconds), max_retries=None, **options)
 
     def retry(self, *args: Any, **kwargs: Any) -> Exception:
+        # The retry is published anew: keep the summary the first publish showed (in logs and
+        # Flower) rather than let Celery print the arguments, customer text and all.
+        for name in ("argsrepr", "kwargsrepr"):
+            if getattr(self.request, name, None) is not None:
+                kwargs.setdefault(name, getattr(self.request, name))
         try:
             return super().retry(*args, **kwargs)
         except Reject as reject:
@@ -152,3 +170,57 @@ class GatewayTask(Task):
         )
         time.sleep(REDIS_FAILURE_PAUSE)
         return Reject(exc, requeue=True)
+
+
+class InboundUnitTask(GatewayTask):
+    """Base of the inbound, context and answer tasks: each run is one unit of inbound work (a
+    webhook, a turn, a reply), and a run that fails unexpectedly, or whose retries ran out, or
+    that killed its workers, dead-letters its unit (direction ``inbound``, replayable) instead
+    of dropping it. The log says which error and where, never its message: it may quote the
+    customer."""
+
+    keeps_failed_work = True
+    unit_kind = "turn"
+    """What the task's one argument is, as its dead letters name it."""
+
+    def on_unexpected_error(self, exc: Exception, *args: Any, **kwargs: Any) -> Any:
+        from app.conversations.inbound import error_of
+        from app.delivery import dead_letters as dl
+
+        error = error_of(exc)
+        retries = self.request.retries or 0
+        exhausted = self.max_retries is not None and retries >= self.max_retries > 0
+        reason = dl.RETRIES_EXHAUSTED if exhausted else dl.INTERNAL_ERROR
+        log.error(
+            "%s[%s]: %s at %s",
+            self.name,
+            self.request.id,
+            error["class"],
+            error["where"],
+            extra={"dead_letter_reason": reason},
+        )
+        return self.dead_letter(reason, error, *args, **kwargs)
+
+    def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
+        from app.delivery import dead_letters as dl
+
+        error = {"message": f"its task killed {deaths} workers", "code": None}
+        return self.dead_letter(dl.POISON, error, *args, **kwargs)
+
+    def dead_letter(
+        self, reason: str, error: dict[str, Any], unit: Any = None, *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Keep ``unit`` (the task's argument) as an inbound dead letter; the task's result."""
+        from app.delivery.dead_letters import DeadLetterStore
+
+        redis_client = get_redis(get_settings().redis_url)
+        letter = DeadLetterStore(redis_client).add_inbound(
+            self.unit_kind,
+            reason,
+            unit,
+            task=self.name,
+            payload=unit,
+            source=self.request.id,
+            error=error,
+        )
+        return {"dead_lettered": [letter.id]}

@@ -10,7 +10,7 @@ from app.config import get_settings
 from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import record_reply, record_turn
 from app.db import get_redis
-from tasks.base import GatewayTask
+from tasks.base import InboundUnitTask
 from tasks.enqueue import enqueue_answer_turn
 
 RETRY_ON = (ConversationBusyError,)
@@ -18,7 +18,7 @@ RETRY_ON = (ConversationBusyError,)
 
 
 @shared_task(
-    base=GatewayTask,
+    base=InboundUnitTask,
     name="context.record_turn",
     autoretry_for=RETRY_ON,
     retry_backoff=True,
@@ -33,7 +33,8 @@ def record_turn_task(turn: dict[str, Any]) -> bool:
 
 
 @shared_task(
-    base=GatewayTask,
+    base=InboundUnitTask,
+    unit_kind="reply",
     name="context.record_reply",
     autoretry_for=RETRY_ON,
     retry_backoff=True,

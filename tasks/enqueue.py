@@ -52,6 +52,31 @@ def enqueue_answer_turn(turn: dict[str, Any]) -> None:
     )
 
 
+def enqueue_process_webhook(payload: dict[str, Any]) -> None:
+    """Put a webhook task on the inbound queue, journaled (the web's own publish deduplicates;
+    this one is for a webhook replayed from a dead letter)."""
+    task_publisher().publish(
+        "inbound.process_webhook",
+        [payload],
+        queue=celeryconfig.QUEUE_INBOUND,
+        argsrepr="<replayed webhook>",  # no customer text in Flower or logs
+    )
+
+
+def requeue(task_name: str, argument: Any) -> None:
+    """Run a conversation step again with its one argument: how an inbound dead letter is
+    replayed (see ``app.delivery.dead_letters``)."""
+    helpers = {
+        "inbound.process_webhook": enqueue_process_webhook,
+        "context.record_turn": enqueue_record_turn,
+        "context.record_reply": enqueue_record_reply,
+        "inbound.answer_turn": enqueue_answer_turn,
+    }
+    if task_name not in helpers:
+        raise ValueError(f"{task_name} is not a conversation step")
+    helpers[task_name](argument)
+
+
 def enqueue_send_message(message_id: str, priority: str, **options: Any) -> None:
     """Put the send task for ``message_id`` on the ``priority`` lane."""
     # ignore_result as the task itself declares it (apply_async passes it; send_task does not).

@@ -16,10 +16,11 @@ from app.conversations.media import MediaFetcher
 from app.conversations.responders.factory import build_responder
 from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
+from app.delivery import dead_letters as dl
 from app.ops import metrics
 from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
-from tasks.base import GatewayTask
+from tasks.base import GatewayTask, InboundUnitTask
 from tasks.enqueue import enqueue_record_reply, enqueue_record_turn, enqueue_send_message
 from tasks.publish import recover_lost_tasks
 
@@ -50,7 +51,9 @@ def _observe_ai_response(backend: str, seconds: float, outcome: str) -> None:
 add_response_observer(_observe_ai_response)
 
 
-@shared_task(bind=True, base=GatewayTask, name="inbound.process_webhook")
+@shared_task(
+    bind=True, base=InboundUnitTask, unit_kind="webhook", name="inbound.process_webhook"
+)
 def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     """Apply the statuses and pass on the messages of one webhook delivery.
 
@@ -77,8 +80,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
                 owner=self.request.id or "",
             )
         except WebhookFormatError as exc:
-            log.warning("webhook dropped: %s", exc)
-            return {"dropped": str(exc)}
+            return self.dead_letter(dl.MALFORMED, {"message": str(exc), "code": None}, payload)
         observed.duplicates = result.duplicates
         observed.customers = result.customers
         # The ids replies to these messages will carry, so logs follow a message to its answer.
@@ -86,7 +88,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     return result.to_dict()
 
 
-@shared_task(base=GatewayTask, name="inbound.answer_turn")
+@shared_task(base=InboundUnitTask, unit_kind="answer", name="inbound.answer_turn")
 def answer_turn_task(turn: dict[str, Any]) -> str | None:
     """Answer one recorded customer turn; the reply's message id, if any."""
     return answer_turn(

@@ -77,3 +77,21 @@ def test_purge_by_filter_needs_yes(letters, capsys):
     assert dead_letters.ids() == ["m-window"]
     assert main(["dlq", "purge", "--all", "--yes"]) == 0
     assert len(dead_letters) == 0
+
+
+def test_list_and_replay_by_direction(letters, redis_client, capsys):
+    _, dead_letters = letters
+    letter = dead_letters.add_inbound(
+        "turn",
+        dl.INTERNAL_ERROR,
+        {"id": "wamid.t", "type": "text"},
+        task="context.record_turn",
+        payload={"id": "wamid.t", "type": "text"},
+    )
+    assert main(["dlq", "list", "--direction", "inbound", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["kind"]) for r in rows] == [(letter.id, "turn")]
+    assert main(["dlq", "replay", "--direction", "inbound"]) == 0
+    assert letter.id in capsys.readouterr().out and redis_client.llen("context") == 1
+    assert main(["dlq", "list", "--direction", "outbound", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3

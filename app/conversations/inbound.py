@@ -8,18 +8,26 @@
 3. ``answer_turn`` (inbound queue): rank the context, ask the responder (cache, timeout, fallback),
    record the reply and queue it on the high-priority lane.
 4. ``record_reply`` (context queue): add the business's reply to the conversation.
+
+Each message and status of a webhook is a unit of work of its own: one that cannot be read, or
+whose processing fails unexpectedly, becomes an inbound dead letter (see
+:mod:`app.delivery.dead_letters`) and its siblings are processed all the same. Redis failures are
+the exception: they are transient, so they propagate and the task runs again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
+from redis.exceptions import RedisError
 
 from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
@@ -31,10 +39,18 @@ from app.conversations.responders.rules import HANDOFF_REPLIES, wants_human
 from app.conversations.responders.service import ReplyService
 from app.conversations.text import detect_language
 from app.conversations.turns import CustomerTurn, describe
+from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.delivery.statuses import apply_status
 from app.delivery.window import CustomerWindows
-from app.whatsapp.webhook import parse_webhook
+from app.whatsapp.webhook import (
+    FIELD_MESSAGES,
+    OBJECT_WHATSAPP,
+    Message,
+    Status,
+    parse_webhook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +84,8 @@ class InboundResult:
     duplicates: list[str] = field(default_factory=list)
     statuses_applied: int = 0
     statuses_ignored: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
+    """Inbound dead letters this delivery led to (a part that could not be read or processed)."""
     customers: dict[str, str] = field(default_factory=dict)
     """The customer key of each message, by message id (for activity metrics)."""
 
@@ -77,6 +95,7 @@ class InboundResult:
             "duplicates": self.duplicates,
             "statuses_applied": self.statuses_applied,
             "statuses_ignored": self.statuses_ignored,
+            "dead_lettered": self.dead_lettered,
         }
 
 
@@ -101,12 +120,33 @@ def handle_webhook(
     failing, while any other delivery of that message skips it as a duplicate.
     """
     event = parse_webhook(payload)
+    dead_letters = DeadLetterStore(redis_client)
+    result = InboundResult()
+
+    def dead_letter(
+        kind: str, raw: Any, reason: str, webhook: dict[str, Any], error: dict[str, Any]
+    ) -> None:
+        letter = dead_letters.add_inbound(
+            kind, reason, raw, task=WEBHOOK_TASK, payload=webhook, source=owner or None, error=error
+        )
+        result.dead_lettered.append(letter.id)
+
+    for part in event.malformed:
+        webhook = part_webhook(part.kind, part.raw, part.metadata, part.contacts)
+        dead_letter(part.kind, part.raw, dl.MALFORMED, webhook, {"message": part.reason})
     # Every id Meta sends goes into the contact book first, so each message finds its customer.
-    result = InboundResult(customers=CustomerBook(redis_client).learn_event(event))
+    result.customers = CustomerBook(redis_client).learn_event(event)
     store = MessageStore(redis_client)
     handoffs = HandoffStore(redis_client)
     for status in event.statuses:
-        if apply_status(store, status):
+        try:
+            applied = apply_status(store, status)
+        except RedisError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this status is kept; the others go on
+            dead_letter("status", status.raw, dl.INTERNAL_ERROR, _webhook_of(status), error_of(exc))
+            continue
+        if applied:
             result.statuses_applied += 1
         else:
             result.statuses_ignored += 1
@@ -114,7 +154,8 @@ def handle_webhook(
     for message in event.messages:
         customer = result.customers.get(message.id)
         if customer is None:
-            log.warning("message %s names no customer (no phone, no user id): dropped", message.id)
+            error = {"message": "the message names no customer (no phone, no user id)"}
+            dead_letter("message", message.raw, dl.MALFORMED, _webhook_of(message), error)
             continue
         # Every message from the customer reopens their 24-hour window with this number.
         windows.record_inbound(message.metadata.phone_number_id, customer, message.timestamp)
@@ -131,13 +172,59 @@ def handle_webhook(
                 send_read_receipt(mark_read, turn.phone_number_id, turn.id, typing)
             if fetch_media is not None and "media" in turn.structured:
                 turn = fetch_media(turn)
+        except RedisError:
+            release(redis_client, message.id)  # let the task's retry process it again
+            raise
+        except Exception as exc:  # noqa: BLE001 - this message is kept; the others go on
+            error = error_of(exc)
+            dead_letter("message", message.raw, dl.INTERNAL_ERROR, _webhook_of(message), error)
+            finish(redis_client, message.id)  # handled: a replay releases it
+            continue
+        try:
             enqueue_turn(turn.to_dict())
         except Exception:
-            release(redis_client, message.id)  # let the task's retry process it again
+            release(redis_client, message.id)  # the broker failed: let the task's retry resend it
             raise
         finish(redis_client, message.id)
         result.accepted.append(message.id)
     return result
+
+
+WEBHOOK_TASK = "inbound.process_webhook"
+"""The task that replays an inbound message or status: a webhook with that part alone."""
+
+
+def part_webhook(
+    kind: str, raw: Any, metadata: dict[str, Any], contacts: list[Any]
+) -> dict[str, Any]:
+    """A webhook that carries one message or status (``kind``) alone, as Meta would send it."""
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": metadata}
+    if contacts:
+        value["contacts"] = contacts
+    value["messages" if kind == "message" else "statuses"] = [raw]
+    return {
+        "object": OBJECT_WHATSAPP,
+        "entry": [{"id": "", "changes": [{"field": FIELD_MESSAGES, "value": value}]}],
+    }
+
+
+def _webhook_of(unit: Message | Status) -> dict[str, Any]:
+    metadata = {
+        "display_phone_number": unit.metadata.display_phone_number,
+        "phone_number_id": unit.metadata.phone_number_id,
+    }
+    if isinstance(unit, Message):
+        contacts = [unit.contact.raw] if unit.contact is not None else []
+        return part_webhook("message", unit.raw, metadata, contacts)
+    return part_webhook("status", unit.raw, metadata, [c.raw for c in unit.contacts])
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    """An unexpected error as a dead letter keeps it: its class, its message and where it was
+    raised. Kept with the dead letter in Redis, never logged: the message may quote customer data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else None
+    return {"class": type(exc).__name__, "message": str(exc)[:500], "code": None, "where": where}
 
 
 def send_read_receipt(

@@ -1,14 +1,20 @@
 """The dead-letter store: every message the gateway gave up on, with why, ready to replay.
 
-One entry per message (its id is the gateway's message id), kept in Redis until an operator
-replays or purges it: the full message, Meta's error (code, title, details), the attempts, the
-first and last failure times and the reason. A sorted set scored by the last failure time orders
+Two directions share it. An ``outbound`` entry is a message the gateway could not send (its id is
+the gateway's message id): the full message, Meta's error (code, title, details), the attempts,
+the first and last failure times and the reason. An ``inbound`` entry is one unit of inbound work
+that could not be processed (a webhook's message or status that could not be read, or a turn
+whose step failed unexpectedly): the raw part, the reason, the task that replay runs again and
+what it hands that task (for a message or status, the webhook it came in with that part alone).
+The raw part is customer data: it stays here, like messages, and never goes to a log. Entries
+are kept in Redis until an operator replays or purges them. A sorted set scored by the last failure time orders
 them; filters by reason and error code scan it, which is fine for the hundreds or thousands of
 entries a healthy deployment holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -45,7 +51,10 @@ DELIVERY_FAILED = "delivery_failed"
 POISON = "poison"
 """Its send task killed its worker ``TASK_MAX_REDELIVERIES`` times."""
 INTERNAL_ERROR = "internal_error"
-"""An unexpected error in the gateway itself; the log has the traceback."""
+"""An unexpected error in the gateway itself; the entry's error says what and where."""
+MALFORMED = "malformed"
+"""An inbound message or status Meta's format does not allow (no id, a timestamp that is no Unix
+time, a value of the wrong type, no customer); replay it once the gateway can read it."""
 
 REASONS = (
     PERMANENT_ERROR,
@@ -56,13 +65,34 @@ REASONS = (
     DELIVERY_FAILED,
     POISON,
     INTERNAL_ERROR,
+    MALFORMED,
 )
+
+OUTBOUND = "outbound"
+"""A message the gateway sends."""
+INBOUND = "inbound"
+"""A unit of work that came in with a webhook."""
+DIRECTIONS = (OUTBOUND, INBOUND)
+
+INBOUND_KINDS = ("webhook", "message", "status", "turn", "answer", "reply")
+"""What an inbound dead letter holds: a webhook that is no WhatsApp webhook, one of a webhook's
+messages or statuses, or the argument of a conversation step (record, answer, record the reply)."""
 
 SCAN_BATCH = 500
 """Entries read per round trip when listing or filtering."""
 
 Enqueue = Callable[[str, str], None]
 """Puts a send task for (message_id, priority lane) on the broker."""
+
+EnqueueTask = Callable[[str, Any], None]
+"""Puts the task named by the first argument, with the second as its argument, on the broker."""
+
+
+def inbound_id(kind: str, part: Any) -> str:
+    """The id of the inbound dead letter for ``part``: the same part always gets the same id, so
+    a redelivered webhook does not add a second entry."""
+    canonical = json.dumps([kind, part], sort_keys=True, separators=(",", ":"), default=str)
+    return "in-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
 def reason_for(error: GraphAPIError | type[GraphAPIError]) -> str:
@@ -101,7 +131,7 @@ class DeadLetter:
     id: str
     reason: str
     message: dict[str, Any]
-    priority: str
+    priority: str | None
     error: dict[str, Any] | None
     attempts: int
     first_failed_at: float
@@ -112,6 +142,14 @@ class DeadLetter:
     history: list[dict[str, Any]] = field(default_factory=list)
     phone_number_id: str | None = None
     """The number it was sent from (None: the configured one), so a replay uses it again."""
+    direction: str = OUTBOUND
+    kind: str | None = None
+    """Of an inbound entry: ``message``, ``status``, ``webhook``, ``turn``, ``answer`` or ``reply``."""
+    task: str | None = None
+    """Of an inbound entry: the task a replay runs again, with ``payload`` as its argument."""
+    payload: Any = None
+    source: str | None = None
+    """Of an inbound entry: the id of the task it was dead-lettered from."""
 
     @property
     def code(self) -> int | None:
@@ -125,6 +163,8 @@ class DeadLetter:
         """The fields a listing shows; ``to_dict`` has the full message and history."""
         return {
             "id": self.id,
+            "direction": self.direction,
+            "kind": self.kind,
             "reason": self.reason,
             "code": self.code,
             "title": (self.error or {}).get("title") or (self.error or {}).get("message"),
@@ -189,6 +229,48 @@ class DeadLetterStore:
         )
         return letter
 
+    def add_inbound(
+        self,
+        kind: str,
+        reason: str,
+        part: Any,
+        *,
+        task: str,
+        payload: Any,
+        source: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> DeadLetter:
+        """Dead-letter one unit of inbound work: ``part`` as it came, why, and how to run it
+        again (``task`` with ``payload``). The same part dead-lettered again replaces its entry."""
+        if reason not in REASONS or kind not in INBOUND_KINDS:
+            raise ValueError(f"unknown dead-letter reason {reason!r} or kind {kind!r}")
+        letter_id = inbound_id(kind, part)
+        now = time.time()
+        previous = self.get(letter_id)
+        letter = DeadLetter(
+            id=letter_id,
+            reason=reason,
+            message=part if isinstance(part, dict) else {"value": part},
+            priority=None,
+            error=error,
+            attempts=(previous.attempts if previous else 0) + 1,
+            first_failed_at=previous.first_failed_at if previous else now,
+            last_failed_at=now,
+            created_at=now,
+            direction=INBOUND,
+            kind=kind,
+            task=task,
+            payload=payload,
+            source=source,
+        )
+        pipe = self.redis.pipeline()
+        pipe.set(self.key(letter_id), json.dumps(letter.to_dict(), separators=(",", ":")))
+        pipe.zadd(keys.DEAD_LETTERS, {letter_id: now})
+        pipe.execute()
+        # Ids and the reason only: the part is customer data.
+        log.warning("inbound %s dead-lettered as %s: %s", kind, letter_id, reason)
+        return letter
+
     @staticmethod
     def _letter(
         record: MessageRecord, reason: str, error: dict[str, Any] | None, now: float
@@ -217,8 +299,11 @@ class DeadLetterStore:
         """Message ids, most recent failure first."""
         return self.redis.zrevrange(keys.DEAD_LETTERS, start, end)
 
-    def iter(self, reason: str | None = None, code: int | None = None) -> Iterator[DeadLetter]:
-        """Every dead letter matching ``reason`` and Meta error ``code``, most recent first."""
+    def iter(
+        self, reason: str | None = None, code: int | None = None, direction: str | None = None
+    ) -> Iterator[DeadLetter]:
+        """Every dead letter matching ``reason``, Meta error ``code`` and ``direction``, most
+        recent first."""
         offset = 0
         while True:
             batch = self.ids(offset, offset + SCAN_BATCH - 1)
@@ -233,14 +318,21 @@ class DeadLetterStore:
                     continue
                 if code is not None and letter.code != code:
                     continue
+                if direction and letter.direction != direction:
+                    continue
                 yield letter
 
     def list(
-        self, reason: str | None = None, code: int | None = None, limit: int = 100, offset: int = 0
+        self,
+        reason: str | None = None,
+        code: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        direction: str | None = None,
     ) -> list[DeadLetter]:
         """A page of matching dead letters, most recent failure first."""
         letters = []
-        for index, letter in enumerate(self.iter(reason, code)):
+        for index, letter in enumerate(self.iter(reason, code, direction)):
             if index < offset:
                 continue
             if len(letters) >= limit:
@@ -256,12 +348,21 @@ class DeadLetterStore:
         removed, _ = pipe.execute()
         return bool(removed)
 
-    def purge(self, reason: str | None = None, code: int | None = None) -> int:
+    def purge(
+        self, reason: str | None = None, code: int | None = None, direction: str | None = None
+    ) -> int:
         """Drop every matching entry; returns how many."""
-        return sum(self.remove(letter.id) for letter in list(self.iter(reason, code)))
+        return sum(self.remove(letter.id) for letter in list(self.iter(reason, code, direction)))
 
-    def replay(self, store: MessageStore, message_id: str, enqueue: Enqueue) -> bool:
-        """Send a dead-lettered message again: same id, same idempotency key, attempts reset.
+    def replay(
+        self,
+        store: MessageStore,
+        message_id: str,
+        enqueue: Enqueue,
+        enqueue_task: EnqueueTask | None = None,
+    ) -> bool:
+        """Send a dead-lettered message again: same id, same idempotency key, attempts reset;
+        or run an inbound unit again: its task, with its payload (``enqueue_task``).
 
         The record is recreated from the entry if it has expired meanwhile. If the broker refuses
         the task, the entry and the record's status are put back and the error propagates.
@@ -270,6 +371,8 @@ class DeadLetterStore:
         letter = self.get(message_id)
         if letter is None:
             return False
+        if letter.direction == INBOUND:
+            return self._replay_inbound(letter, enqueue_task)
         if store.get(message_id) is None:
             store.create(
                 message_id,
@@ -291,6 +394,22 @@ class DeadLetterStore:
         log.info("dead letter %s replayed on the %s lane", message_id, letter.priority)
         return True
 
+    def _replay_inbound(self, letter: DeadLetter, enqueue_task: EnqueueTask | None) -> bool:
+        if enqueue_task is None or letter.task is None:
+            raise ValueError(f"dead letter {letter.id} is inbound: replaying it runs a task")
+        if letter.kind == "message" and isinstance(letter.message.get("id"), str):
+            # Its claim says "done" (dead-lettered counts as handled): the replay must not skip it.
+            self.redis.delete(keys.INBOUND_MESSAGE.format(wamid=letter.message["id"]))
+        self.remove(letter.id)
+        try:
+            enqueue_task(letter.task, letter.payload)
+        except Exception:
+            self.redis.set(self.key(letter.id), json.dumps(letter.to_dict()))
+            self.redis.zadd(keys.DEAD_LETTERS, {letter.id: letter.last_failed_at})
+            raise
+        log.info("inbound dead letter %s replayed with %s", letter.id, letter.task)
+        return True
+
     def replay_matching(
         self,
         store: MessageStore,
@@ -298,13 +417,15 @@ class DeadLetterStore:
         reason: str | None = None,
         code: int | None = None,
         limit: int | None = None,
+        direction: str | None = None,
+        enqueue_task: EnqueueTask | None = None,
     ) -> list[str]:
         """Replay every dead letter matching the filter (at most ``limit``); the ids replayed."""
         replayed = []
-        for letter in list(self.iter(reason, code)):
+        for letter in list(self.iter(reason, code, direction)):
             if limit is not None and len(replayed) >= limit:
                 break
-            if self.replay(store, letter.id, enqueue):
+            if self.replay(store, letter.id, enqueue, enqueue_task):
                 replayed.append(letter.id)
         return replayed
 

@@ -8,12 +8,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from app.db import get_redis
-from app.delivery.dead_letters import REASONS, DeadLetterStore
+from app.delivery.dead_letters import DIRECTIONS, REASONS, DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.errors import ApiError
 from app.web.auth import requires
 from app.web.query import query_int
 from tasks.enqueue import enqueue_send_message as enqueue_send
+from tasks.enqueue import requeue
 
 bp = Blueprint("dead_letters", __name__, url_prefix="/dead-letters")
 
@@ -61,6 +62,13 @@ def _filter(source: dict[str, Any]) -> tuple[str | None, int | None]:
     return reason, code
 
 
+def _direction(source: dict[str, Any]) -> str | None:
+    direction = source.get("direction") or None
+    if direction is not None and direction not in DIRECTIONS:
+        raise _invalid("direction", f"must be one of {', '.join(DIRECTIONS)}")
+    return direction
+
+
 def _not_found() -> ApiError:
     return ApiError(404, "not_found", "no dead letter with this id")
 
@@ -68,13 +76,15 @@ def _not_found() -> ApiError:
 @bp.get("")
 @requires("dead_letters")
 def list_dead_letters():
-    """A page of dead letters, most recent failure first, filtered by ``reason`` and ``code``."""
+    """A page of dead letters, most recent failure first, filtered by ``reason``, ``code`` and
+    ``direction`` (``inbound`` or ``outbound``)."""
     reason = _reason(request.args)
     code = query_int("code", None, 0, MAX_ERROR_CODE)
+    direction = _direction(request.args)
     limit = query_int("limit", DEFAULT_PAGE, 1, MAX_PAGE)
     offset = query_int("offset", 0, 0, MAX_OFFSET)
     dead_letters, _ = _stores()
-    page = dead_letters.list(reason, code, limit=limit + 1, offset=offset)
+    page = dead_letters.list(reason, code, limit=limit + 1, offset=offset, direction=direction)
     return jsonify(
         {
             "dead_letters": [letter.summary() for letter in page[:limit]],
@@ -97,9 +107,10 @@ def show_dead_letter(message_id: str):
 @bp.post("/<message_id>/replay")
 @requires("dead_letters")
 def replay_dead_letter(message_id: str):
-    """Send a dead-lettered message again: same id and idempotency key, attempts reset."""
+    """Send a dead-lettered message again (same id and idempotency key, attempts reset), or run
+    an inbound one again."""
     dead_letters, store = _stores()
-    if not dead_letters.replay(store, message_id, enqueue_send):
+    if not dead_letters.replay(store, message_id, enqueue_send, requeue):
         raise _not_found()
     return jsonify({"id": message_id, "status": "queued"}), 202
 
@@ -107,7 +118,8 @@ def replay_dead_letter(message_id: str):
 @bp.post("/replay")
 @requires("dead_letters")
 def replay_matching():
-    """Replay every dead letter matching ``{"reason", "code"}`` (or ``{"all": true}``)."""
+    """Replay every dead letter matching ``{"reason", "code", "direction"}`` (or
+    ``{"all": true}``)."""
     request.max_content_length = MAX_FILTER_BYTES
     try:
         body = json.loads(request.get_data(cache=False) or b"{}")
@@ -116,13 +128,16 @@ def replay_matching():
     if not isinstance(body, dict):
         raise _invalid("body", "must be a JSON object")
     reason, code = _filter(body)
-    if reason is None and code is None and body.get("all") is not True:
+    direction = _direction(body)
+    if reason is None and code is None and direction is None and body.get("all") is not True:
         raise _invalid("reason", 'give a reason or a code, or "all": true to replay everything')
     limit = body.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise _invalid("limit", "must be a positive integer")
     dead_letters, store = _stores()
-    replayed = dead_letters.replay_matching(store, enqueue_send, reason, code, limit)
+    replayed = dead_letters.replay_matching(
+        store, enqueue_send, reason, code, limit, direction=direction, enqueue_task=requeue
+    )
     return jsonify({"replayed": replayed, "count": len(replayed)}), 202
 
 

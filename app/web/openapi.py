@@ -17,7 +17,7 @@ from app import __version__
 from app.api_keys import ADMIN, DEAD_LETTERS, READ, SCOPES, SEND
 from app.conversations.context import BUSINESS, CUSTOMER
 from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
-from app.delivery.dead_letters import REASONS
+from app.delivery.dead_letters import DIRECTIONS, INBOUND_KINDS, REASONS
 from app.delivery.idempotency import MAX_KEY_LENGTH
 from app.delivery.intake import MAX_BATCH, PRIORITIES
 from app.delivery.messages import STATUS_RANK
@@ -107,6 +107,11 @@ _GRAPH_ERROR = {
     **_OPEN,
     "type": ["object", "null"],
     "description": "the last error: Graph `code`, `title`, `message`, `details`",
+}
+
+_DEAD_LETTER_KIND = {
+    "enum": [*INBOUND_KINDS, None],
+    "description": "inbound: what was dead-lettered (null for outbound)",
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -229,12 +234,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "reason", "attempts", "first_failed_at", "last_failed_at"],
         "properties": {
             "id": {"type": "string"},
+            "direction": {"enum": list(DIRECTIONS)},
+            "kind": _DEAD_LETTER_KIND,
             "reason": {"enum": list(REASONS)},
             "code": {"type": ["integer", "null"]},
             "title": {"type": ["string", "null"]},
             "to": {"type": ["string", "null"]},
             "recipient": _NULLABLE_STRING,
-            "priority": {"enum": list(PRIORITIES)},
+            "priority": {"enum": [*PRIORITIES, None]},
             "attempts": {"type": "integer"},
             "first_failed_at": {"type": "number"},
             "last_failed_at": {"type": "number"},
@@ -246,8 +253,25 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "reason": {"enum": list(REASONS)},
-            "message": {**_OPEN, "description": "what is sent to Meta"},
-            "priority": {"enum": list(PRIORITIES)},
+            "message": {
+                **_OPEN,
+                "description": "outbound: what is sent to Meta; inbound: the part as it came",
+            },
+            "priority": {"enum": [*PRIORITIES, None], "description": "null for inbound"},
+            "direction": {"enum": list(DIRECTIONS)},
+            "kind": _DEAD_LETTER_KIND,
+            "task": {
+                "type": ["string", "null"],
+                "description": "inbound: the task a replay runs, with `payload` as its argument",
+            },
+            "payload": {
+                "description": "inbound: for a message or status, the webhook it came in with "
+                "that part alone; for a turn or reply, the turn or reply"
+            },
+            "source": {
+                "type": ["string", "null"],
+                "description": "inbound: the id of the task it was dead-lettered from",
+            },
             "error": _GRAPH_ERROR,
             "attempts": {"type": "integer"},
             "first_failed_at": {"type": "number"},
@@ -529,6 +553,11 @@ def spec() -> dict[str, Any]:
                         {"name": "reason", "in": "query", "schema": {"enum": list(REASONS)}},
                         {"name": "code", "in": "query", "schema": {"type": "integer"}},
                         {
+                            "name": "direction",
+                            "in": "query",
+                            "schema": {"enum": list(DIRECTIONS)},
+                        },
+                        {
                             "name": "limit",
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -611,6 +640,7 @@ def spec() -> dict[str, Any]:
                                     "properties": {
                                         "reason": {"enum": list(REASONS)},
                                         "code": {"type": "integer"},
+                                        "direction": {"enum": list(DIRECTIONS)},
                                         "all": {"type": "boolean"},
                                         "limit": {"type": "integer", "minimum": 1},
                                     },

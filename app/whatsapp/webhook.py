@@ -1,12 +1,17 @@
 """Typed views of Meta's webhook payloads (``object: whatsapp_business_account``).
 
 Each object keeps the dict it came from in ``raw``, so nothing Meta sent is lost even for fields
-and message types this module does not model yet. Parsing never raises on unknown content; it
-raises :class:`WebhookFormatError` only when the envelope is not a WhatsApp webhook at all.
+and message types this module does not model yet. Parsing is total: it raises
+:class:`WebhookFormatError` only when the envelope is not a WhatsApp webhook at all, and a message
+or status it cannot read (no id, a timestamp that is no Unix time, a value of the wrong type)
+becomes a :class:`Malformed` item carrying its reason and raw part, so that its siblings are
+processed all the same. Every string it hands on is valid Unicode: a lone surrogate (JSON allows
+``"\ud800"``) becomes U+FFFD, since nothing downstream could encode it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +43,16 @@ GROUP_FIELD_PREFIX = "group_"
 
 MEDIA_MESSAGE_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 """Inbound message types whose object is downloadable media."""
+
+WAMID = re.compile(r"[A-Za-z0-9._=:+/-]{1,256}")
+"""What a message id (``wamid.HBgL…``) is made of; anything else is not an id (and would carry
+whatever it holds into logs and task results, where ids go)."""
+
+STATUS_NAME = re.compile(r"[a-z_]{1,32}")
+"""What a status (``sent``, ``delivered``, ``read``, ``failed`` …) is made of."""
+
+MAX_TIMESTAMP = 2**53
+"""Larger Unix times are not times (and past this, floats lose whole seconds)."""
 
 STATUS_SENT = "sent"
 STATUS_DELIVERED = "delivered"
@@ -508,6 +523,23 @@ class UserPreference:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Malformed:
+    """A message or status (``kind``) that could not be read, and why; ``raw`` is the part as
+    Meta sent it, ``metadata`` and ``contacts`` the raw objects beside it in its change."""
+
+    kind: str
+    reason: str
+    raw: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    contacts: list[Any] = field(default_factory=list)
+
+
+class UnreadablePartError(WhatsAppError):
+    """A message or status of a webhook cannot be read; the message is the reason, never the
+    part's content. Raised and caught inside the parse: the part becomes :class:`Malformed`."""
+
+
 @dataclass
 class WebhookEvent:
     """Everything one webhook delivery carries."""
@@ -519,6 +551,7 @@ class WebhookEvent:
     groups: list[GroupEvent] = field(default_factory=list)
     identity_changes: list[IdentityChange] = field(default_factory=list)
     user_preferences: list[UserPreference] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)
 
 
 def parse_webhook(payload: Any) -> WebhookEvent:
@@ -528,6 +561,7 @@ def parse_webhook(payload: Any) -> WebhookEvent:
     entries = payload.get("entry")
     if not isinstance(entries, list):
         raise WebhookFormatError("webhook has no entry list")
+    entries = valid_unicode(entries)
     event = WebhookEvent()
     for entry in _dicts(entries):
         for change in _dicts(entry.get("changes")):
@@ -550,46 +584,119 @@ def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
     metadata = _metadata(value)
     contacts = _contacts(value.get("contacts"))
     event.contacts.extend(contacts)
-    for raw in _dicts(value.get("messages")):
-        if not isinstance(raw.get("id"), str):
-            continue  # nothing to deduplicate or answer without an id
-        sender = _str(raw.get("from")) or ""
-        user_id = _str(raw.get("from_user_id"))
-        contact = _matching(contacts, sender, user_id)
-        message = Message(
-            id=raw["id"],
-            from_=sender,
-            timestamp=_int(raw.get("timestamp")),
-            type=str(raw.get("type", "unknown")),
-            metadata=metadata,
-            contact_name=contact.name if contact else None,
-            raw=raw,
-            from_user_id=user_id or (contact.user_id if contact else None),
-            from_parent_user_id=_str(raw.get("from_parent_user_id"))
-            or (contact.parent_user_id if contact else None),
-            contact=contact,
+
+    def malformed(kind: str, raw: Any, reason: str) -> None:
+        event.malformed.append(
+            Malformed(kind, reason, raw, _dict(value.get("metadata")), [c.raw for c in contacts])
         )
+
+    for raw in _items(value.get("messages")):
+        try:
+            message = _message(raw, metadata, contacts)
+            change = _identity_change(message)
+        except Exception as exc:  # noqa: BLE001 - one unreadable message must not cost the others
+            malformed("message", raw, _reason(exc))
+            continue
         event.messages.append(message)
-        change = _identity_change(message)
         if change is not None:
             event.identity_changes.append(change)
-    for raw in _dicts(value.get("statuses")):
-        if not isinstance(raw.get("id"), str) or not isinstance(raw.get("status"), str):
+    for raw in _items(value.get("statuses")):
+        try:
+            status = _status(raw, metadata, contacts)
+        except Exception as exc:  # noqa: BLE001 - as for messages
+            malformed("status", raw, _reason(exc))
             continue
-        event.statuses.append(
-            Status(
-                id=raw["id"],
-                status=raw["status"],
-                timestamp=_int(raw.get("timestamp")),
-                recipient_id=_str(raw.get("recipient_id")),
-                metadata=metadata,
-                errors=list(_dicts(raw.get("errors"))),
-                raw=raw,
-                recipient_user_id=_str(raw.get("recipient_user_id")),
-                recipient_parent_user_id=_str(raw.get("recipient_parent_user_id")),
-                contacts=tuple(contacts),
-            )
-        )
+        event.statuses.append(status)
+
+
+def _message(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Message:
+    if not isinstance(raw, dict):
+        raise UnreadablePartError("the message is not an object")
+    if not _is_id(raw.get("id")):
+        raise UnreadablePartError("the message has no id")  # nothing to deduplicate or answer
+    for name in ("from", "from_user_id", "from_parent_user_id", "type"):
+        if raw.get(name) is not None and not isinstance(raw[name], str):
+            raise UnreadablePartError(f"the message's {name} is not a string")
+    sender = raw.get("from") or ""
+    user_id = raw.get("from_user_id")
+    contact = _matching(contacts, sender, user_id)
+    return Message(
+        id=raw["id"],
+        from_=sender,
+        timestamp=_timestamp(raw.get("timestamp")),
+        type=raw.get("type") or "unknown",
+        metadata=metadata,
+        contact_name=contact.name if contact else None,
+        raw=raw,
+        from_user_id=user_id or (contact.user_id if contact else None),
+        from_parent_user_id=raw.get("from_parent_user_id")
+        or (contact.parent_user_id if contact else None),
+        contact=contact,
+    )
+
+
+def _status(raw: Any, metadata: Metadata, contacts: list[Contact]) -> Status:
+    if not isinstance(raw, dict):
+        raise UnreadablePartError("the status is not an object")
+    status = raw.get("status")
+    if (
+        not _is_id(raw.get("id"))
+        or not isinstance(status, str)
+        or not STATUS_NAME.fullmatch(status)
+    ):
+        raise UnreadablePartError("the status has no id or no status")
+    for name in ("recipient_id", "recipient_user_id", "recipient_parent_user_id"):
+        if raw.get(name) is not None and not isinstance(raw[name], (str, int)):
+            raise UnreadablePartError(f"the status's {name} is not a string")
+    return Status(
+        id=raw["id"],
+        status=raw["status"],
+        timestamp=_timestamp(raw.get("timestamp")),
+        recipient_id=_str(raw.get("recipient_id")),
+        metadata=metadata,
+        errors=list(_dicts(raw.get("errors"))),
+        raw=raw,
+        recipient_user_id=_str(raw.get("recipient_user_id")),
+        recipient_parent_user_id=_str(raw.get("recipient_parent_user_id")),
+        contacts=tuple(contacts),
+    )
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and WAMID.fullmatch(value) is not None
+
+
+def _timestamp(value: Any) -> int:
+    """A Unix time in seconds (0 when absent); anything else is unreadable."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int or not 0 <= value <= MAX_TIMESTAMP:
+        raise UnreadablePartError("the timestamp is not a Unix time")
+    return value
+
+
+def _reason(exc: Exception) -> str:
+    """Why a part is unreadable, without any of its content."""
+    return str(exc) if isinstance(exc, UnreadablePartError) else f"unreadable ({type(exc).__name__})"
+
+
+def valid_unicode(value: Any) -> Any:
+    """``value`` (decoded JSON) with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [valid_unicode(item) for item in value]
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    return value
 
 
 def _parse_user_id_update_value(value: dict[str, Any], event: WebhookEvent) -> None:
@@ -783,8 +890,12 @@ def _dicts(items: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
+def _items(items: Any) -> list[Any]:
+    return items if isinstance(items, list) else []
+
+
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 decodes to infinity
         return 0

@@ -12,12 +12,14 @@ from tests.stack import queued_tasks
 from workers import app
 
 TURN = {"type": "text", "id": "wamid.turn-1"}
+WEBHOOK = {"object": "whatsapp_business_account", "entry": []}
 
 # helper, its arguments, the task it queues, the task's arguments, the queue
 CASES = [
     (enqueue.enqueue_record_turn, [TURN], "context.record_turn", [TURN], "context"),
     (enqueue.enqueue_record_reply, [TURN], "context.record_reply", [TURN], "context"),
     (enqueue.enqueue_answer_turn, [TURN], "inbound.answer_turn", [TURN], "inbound"),
+    (enqueue.enqueue_process_webhook, [WEBHOOK], "inbound.process_webhook", [WEBHOOK], "inbound"),
     (enqueue.enqueue_send_message, ["m1", "high"], "outbound.send_message", ["m1"], "send.high"),
     (
         enqueue.enqueue_send_batch,
@@ -53,3 +55,16 @@ def test_a_helper_queues_the_task_it_is_named_after(
     # As the worker would run it: a task of its modules, taking these arguments.
     app.loader.import_default_modules()
     inspect.signature(app.tasks[task].run).bind(*task_args)
+
+
+def test_requeue_runs_a_conversation_step_again_on_its_queue(redis_client):
+    enqueue.requeue("context.record_turn", TURN)
+    enqueue.requeue("inbound.process_webhook", WEBHOOK)
+    assert [q[:2] for q in queued_tasks(redis_client, "context")] == [
+        ("context.record_turn", [TURN])
+    ]
+    assert [q[:2] for q in queued_tasks(redis_client, "inbound")] == [
+        ("inbound.process_webhook", [WEBHOOK])
+    ]
+    with pytest.raises(ValueError):
+        enqueue.requeue("outbound.send_message", "m1")

@@ -125,3 +125,33 @@ def test_delete(client, redis_client, stores):
     assert client.delete(f"/v1/dead-letters/{message_id}", headers=AUTH).status_code == 204
     assert client.delete(f"/v1/dead-letters/{message_id}", headers=AUTH).status_code == 404
     assert stores[0].get(message_id).status == DEAD_LETTERED
+
+
+def inbound_letter(redis_client) -> str:
+    """A message Meta's format does not allow, dead-lettered as it came in."""
+    webhook = {"object": "whatsapp_business_account", "entry": []}
+    part = {"id": "wamid.bad", "timestamp": "1e999"}
+    return (
+        DeadLetterStore(redis_client)
+        .add_inbound("message", dl.MALFORMED, part, task="inbound.process_webhook", payload=webhook)
+        .id
+    )
+
+
+def test_inbound_letters_are_listed_by_direction_and_replayed_as_webhooks(
+    client, redis_client, stores
+):
+    outbound = dead_letter(client, redis_client, stores)
+    inbound = inbound_letter(redis_client)
+    listed = client.get("/v1/dead-letters?direction=inbound", headers=AUTH).json["dead_letters"]
+    assert [(d["id"], d["direction"], d["kind"]) for d in listed] == [
+        (inbound, "inbound", "message")
+    ]
+    listed = client.get("/v1/dead-letters?direction=outbound", headers=AUTH).json["dead_letters"]
+    assert [d["id"] for d in listed] == [outbound]
+    bad = client.get("/v1/dead-letters?direction=sideways", headers=AUTH)
+    assert bad.status_code == 422 and bad.json["error"]["field"] == "direction"
+    assert client.post(f"/v1/dead-letters/{inbound}/replay", headers=AUTH).status_code == 202
+    assert redis_client.llen("inbound") == 1
+    response = client.post("/v1/dead-letters/replay", json={"direction": "inbound"}, headers=AUTH)
+    assert response.status_code == 202 and response.json["count"] == 0
