@@ -62,8 +62,8 @@ bsuid_junk = st.builds(
     st.integers(0, 10**20),
     st.sampled_from(["", "\n", "/..", "\ud800"]),
 )
-media_ids = st.one_of(path_like, newline_id, bsuid_junk, st.just("1234"))
-"""Media ids: hostile, but not customer text (the media module logs the ids it refuses)."""
+media_ids = st.one_of(path_like, newline_id, bsuid_junk, surrogate_text, st.just("1234"))
+"""Media ids: hostile, customer text included (a refused id is never logged)."""
 hostile_value = st.one_of(
     huge_numbers, surrogate_text, path_like, newline_id, bsuid_junk, json_values
 )
