@@ -282,9 +282,9 @@ def signed_post(
     return requests.post(url, data=body, headers=headers, timeout=10, **kwargs)
 
 
-def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, Any]:
-    """A Meta-shaped webhook carrying one text message from ``wa_id``."""
-    wamid = wamid or "wamid.test" + hashlib.sha1(f"{wa_id}{text}{time.time()}".encode()).hexdigest()
+def envelope(value: dict[str, Any]) -> dict[str, Any]:
+    """A messages-field webhook from the test sending number around ``value`` (its contacts,
+    messages or statuses)."""
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -299,22 +299,32 @@ def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, A
                                 "display_phone_number": "15550783881",
                                 "phone_number_id": TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"],
                             },
-                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": wamid,
-                                    "timestamp": str(int(time.time())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
+                            **value,
                         },
                     }
                 ],
             }
         ],
     }
+
+
+def text_webhook(wa_id: str, text: str, wamid: str | None = None) -> dict[str, Any]:
+    """A Meta-shaped webhook carrying one text message from ``wa_id``."""
+    wamid = wamid or "wamid.test" + hashlib.sha1(f"{wa_id}{text}{time.time()}".encode()).hexdigest()
+    return envelope(
+        {
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        }
+    )
 
 
 class SimulatorThread:

@@ -9,36 +9,11 @@ import time
 import uuid
 from typing import Any
 
-from tests.stack import TEST_CREDENTIALS
+from tests.stack import TEST_CREDENTIALS, envelope
 
 NUMBER = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
 USER_ID = "CO.13491208655302741918"
 PARENT_USER_ID = "CO.ENT.11815799212886844830"
-
-
-def envelope(value: dict[str, Any]) -> dict[str, Any]:
-    """A messages-field webhook for the test sending number around ``value``."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": TEST_CREDENTIALS["WHATSAPP_BUSINESS_ACCOUNT_ID"],
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": NUMBER,
-                            },
-                            **value,
-                        },
-                    }
-                ],
-            }
-        ],
-    }
 
 
 def contact(
