@@ -13,25 +13,9 @@ import requests
 from app.simulator.customers import CustomerBook, bsuid_for, is_bsuid
 from app.whatsapp import builders, errors
 from app.whatsapp.webhook import parse_webhook
-from tests.simulator.receiver import WebhookReceiver
-from tests.stack import SimulatorThread, wait_for
+from tests.simulator.test_server import CUSTOMER, say
+from tests.stack import wait_for
 from tests.whatsapp.spec_support import patched_components, schema_errors
-
-CUSTOMER = "573001234567"
-
-
-@pytest.fixture
-def meta():
-    """The simulator with Meta's rules on, delivering webhooks to a receiver."""
-    receiver = WebhookReceiver()
-    server = SimulatorThread(webhook_url=receiver.url, meta_rules=True, status_delay=0.01)
-    yield server, receiver
-    server.close()
-    receiver.close()
-
-
-def say(server, key=CUSTOMER, **message):
-    return requests.post(f"{server.url}/_sim/customers/{key}/messages", json=message, timeout=10)
 
 
 def send(server, body):

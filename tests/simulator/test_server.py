@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from app.whatsapp import builders, errors
-from tests.simulator.receiver import WebhookReceiver
 from tests.stack import SimulatorThread, free_port, gateway_env, start_simulator, wait_for
 
 TEXT = {
@@ -109,18 +108,9 @@ def test_unreachable_api_is_a_connection_error():
 CUSTOMER = "573001234567"
 
 
-@pytest.fixture
-def meta():
-    """The simulator with all of Meta's rules on, delivering webhooks to a receiver."""
-    receiver = WebhookReceiver()
-    server = SimulatorThread(webhook_url=receiver.url, meta_rules=True, status_delay=0.01)
-    yield server, receiver
-    server.close()
-    receiver.close()
-
-
-def say(server, wa_id=CUSTOMER, **message):
-    return requests.post(f"{server.url}/_sim/customers/{wa_id}/messages", json=message, timeout=10)
+def say(server, key=CUSTOMER, **message):
+    """Customer ``key`` (a number, or a known customer's BSUID) writes to the business."""
+    return requests.post(f"{server.url}/_sim/customers/{key}/messages", json=message, timeout=10)
 
 
 def test_free_form_outside_the_window_is_131047_and_templates_pass(meta):
@@ -300,7 +290,7 @@ def test_customers_send_their_own_files_and_bad_requests_are_refused(meta):
         document["id"], max_bytes=1000, expected_sha256=document["sha256"]
     )
     assert download.content == content
-    assert say(server, wa_id="+573001234567", text="x").status_code == 400
+    assert say(server, "+573001234567", text="x").status_code == 400
     assert say(server, type="image", image={"id": "123"}).status_code == 400
     assert say(server, type="image", image={}, file={"content_base64": "***"}).status_code == 400
     assert say(server, nothing="here").status_code == 400
