@@ -9,9 +9,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from app.simulator.customers import Customer, is_bsuid
+from app.simulator.customers import Customer
 from app.simulator.samples import SAMPLES
 from app.simulator.state import Simulator, current_simulator
+from app.whatsapp.ids import is_user_id
 from app.whatsapp.messages import MEDIA_TYPES
 from app.whatsapp.phone import validate_whatsapp_number
 
@@ -242,7 +243,7 @@ def _known_customer(key: str) -> Customer | None:
 
 def _window_key(key: str) -> str:
     """Windows are kept by number: a known customer's BSUID stands for their number."""
-    customer = current_simulator().customers.find(key) if is_bsuid(key) else None
+    customer = current_simulator().customers.find(key) if is_user_id(key) else None
     return customer.wa_id if customer else key
 
 

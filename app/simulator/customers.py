@@ -19,24 +19,11 @@ import phonenumbers
 
 from app.simulator.limits import TRACKED_RECIPIENTS
 
-BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
-"""A business-scoped user id: a two-letter country code, a dot, up to 128 alphanumerics."""
-
-PARENT_BSUID_PATTERN = re.compile(r"^[A-Z]{2}\.ENT\.[A-Za-z0-9]{1,128}$")
-"""A parent business-scoped user id, shared by linked business portfolios."""
-
 BSUID_DIGITS = 20
 """Digits after the country code in the BSUIDs the simulator makes (as in Meta's examples)."""
 
 UNKNOWN_REGION = "US"
 """The country code of a BSUID whose number no numbering plan claims."""
-
-
-def is_bsuid(value: Any) -> bool:
-    """Whether ``value`` is a BSUID or a parent BSUID."""
-    return isinstance(value, str) and bool(
-        BSUID_PATTERN.match(value) or PARENT_BSUID_PATTERN.match(value)
-    )
 
 
 def bsuid_for(wa_id: str, scope: str = "", parent: bool = False) -> str:

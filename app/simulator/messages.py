@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from app.simulator.customers import is_bsuid
 from app.simulator.graph import authorised, injected_fault, pause, refuse, unknown_object
 from app.simulator.meta import new_wamid
 from app.simulator.state import current_simulator
 from app.whatsapp.errors import MessageValidationError
+from app.whatsapp.ids import is_user_id
 from app.whatsapp.messages import validate_request
 
 bp = Blueprint("messages", __name__)
@@ -96,7 +96,7 @@ def addressed(received: Any) -> tuple[dict[str, Any], str | None, str | None]:
     if not isinstance(received, dict):
         raise MessageValidationError("body", "must be a JSON object")
     to, recipient = received.get("to"), received.get("recipient")
-    if "recipient" in received and not is_bsuid(recipient):
+    if "recipient" in received and not is_user_id(recipient):
         raise MessageValidationError(
             "recipient",
             "must be a business-scoped user id such as US.13491208655302741918 "

@@ -15,13 +15,14 @@ from typing import Any
 
 from flask import current_app
 
-from app.simulator.customers import PARENT_BSUID_PATTERN, Customer, CustomerBook, is_bsuid
+from app.simulator.customers import Customer, CustomerBook
 from app.simulator.dispatcher import WebhookDispatcher
 from app.simulator.faults import Faults
 from app.simulator.limits import PairLimiter, ServiceWindows, TokenBucket
 from app.simulator.mediastore import MEDIA_CAPACITY_BYTES, MEDIA_URL_TTL, MediaStore
 from app.simulator.meta import envelope, new_wamid, status_error, status_item
-from app.whatsapp.phone import validate_whatsapp_number
+from app.whatsapp.ids import is_user_id
+from app.whatsapp.phone import is_parent_user_id, validate_whatsapp_number
 
 EXTENSION = "simulator"
 """The key of the application's :class:`Simulator` in ``app.extensions``."""
@@ -164,7 +165,7 @@ class Simulator:
     def customer_for(self, key: str) -> Customer | None:
         """The customer a send names by number, BSUID or parent BSUID; None for a BSUID the
         simulator never met (it still accepts the send, as any valid address) and for a group."""
-        if is_bsuid(key):
+        if is_user_id(key):
             return self.customers.find(key)
         return self.customers.get(key) if validate_whatsapp_number(key) else None
 
@@ -194,10 +195,10 @@ class Simulator:
                 customer.parent_user_id,
             )
             contact = customer.contact(shown)
-        elif PARENT_BSUID_PATTERN.match(recipient):
+        elif is_user_id(recipient) and is_parent_user_id(recipient):
             item = status_item(wamid, None, status, category, errors, None, recipient)
             contact = {"parent_user_id": recipient}
-        elif is_bsuid(recipient):
+        elif is_user_id(recipient):
             item = status_item(wamid, None, status, category, errors, recipient)
             contact = {"user_id": recipient}
         else:  # a group: named by its id alone

@@ -10,8 +10,9 @@ import re
 import pytest
 import requests
 
-from app.simulator.customers import CustomerBook, bsuid_for, is_bsuid
+from app.simulator.customers import CustomerBook, bsuid_for
 from app.whatsapp import builders, errors
+from app.whatsapp.ids import is_user_id
 from app.whatsapp.webhook import parse_webhook
 from tests.simulator.test_server import CUSTOMER, say
 from tests.stack import wait_for
@@ -50,8 +51,10 @@ def test_bsuids_are_stable_carry_the_numbers_country_and_differ_per_number():
     assert bsuid_for("14155550123", "waba").startswith("US.")
     assert bsuid_for("573009876543", "waba") != first != bsuid_for(CUSTOMER, "other")
     assert re.fullmatch(r"CO\.ENT\.\d{20}", bsuid_for(CUSTOMER, "waba", parent=True))
-    assert is_bsuid(first) and is_bsuid("US.ENT.11815799212886844830")
-    assert not any(is_bsuid(v) for v in ("573001234567", "us.123", "USA.1", "US.", "US.12-3", 5))
+    assert is_user_id(first) and is_user_id("US.ENT.11815799212886844830")
+    assert not any(
+        is_user_id(v) for v in ("573001234567", "us.123", "USA.1", "US.", "US.12-3", "US.123\n", 5)
+    )
 
 
 def test_the_book_finds_customers_by_number_bsuid_and_parent_and_stays_bounded():
@@ -186,7 +189,7 @@ def test_failed_statuses_carry_no_contacts(meta):
     (payload,) = [p for p in receiver.payloads if value_of(p).get("statuses")]
     assert "contacts" not in value_of(payload)
     (status,) = value_of(payload)["statuses"]
-    assert status["recipient_id"] == CUSTOMER and is_bsuid(status["recipient_user_id"])
+    assert status["recipient_id"] == CUSTOMER and is_user_id(status["recipient_user_id"])
 
 
 # -- number changes ----------------------------------------------------------------------------
