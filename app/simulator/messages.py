@@ -16,10 +16,6 @@ from app.whatsapp.messages import validate_request
 
 bp = Blueprint("messages", __name__)
 
-STAND_IN_NUMBER = "16505551234"
-"""A valid number put in ``to`` while a send by ``recipient`` alone is checked against the
-message rules, which are written for ``to``."""
-
 _REFUSAL_DETAILS = {
     131026: "The recipient is not a WhatsApp user",
     131047: "More than 24 hours have passed since the customer last replied to this number",
@@ -41,9 +37,7 @@ def messages(version: str, phone_number_id: str):
     received = request.get_json(silent=True)
     try:
         checked, to, recipient = addressed(received)
-        body = validate_request(
-            {**checked, "to": STAND_IN_NUMBER} if "to" not in checked and recipient else checked
-        )
+        body = validate_request(checked)
     except MessageValidationError as exc:
         return refuse(100, f"Param {exc.field} is invalid: {exc.message}")
     if "status" in body and to is None and recipient is None:
