@@ -55,9 +55,6 @@ DEFAULT_CONTEXT_MESSAGES = 10
 MAX_SENDER_RATE = 1000.0
 """Meta's highest throughput tier, in messages per second; no configuration may exceed it."""
 
-BACKENDS = ("rules", "openai", "http")
-"""Responder backends: the offline bilingual rules, an OpenAI-compatible API, an agent webhook."""
-
 GATEWAY_REQUIRED = (
     "access_token",
     "phone_number_id",
