@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from app import keys
+from app.whatsapp.ids import is_phone_number_id
 
 KEY_PREFIX = "wag_"
 """Created keys start with this, so they are recognisable in a secret scanner."""
@@ -45,9 +45,6 @@ SCOPES = (SEND, READ, DEAD_LETTERS, ADMIN)
 
 UNLIMITED_SCOPES = (DEAD_LETTERS, ADMIN)
 """Scopes that span every sending number, so a key limited to numbers cannot hold them."""
-
-PHONE_NUMBER_ID = re.compile(r"[0-9]{5,20}")
-"""A sending number's id, as Meta gives it (matched whole)."""
 
 
 def digest(key: str) -> str:
@@ -103,7 +100,7 @@ def _checked(scopes: Iterable[str], numbers: Iterable[str]) -> tuple[tuple, tupl
     unknown = [scope for scope in scopes if scope not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r}; scopes are {', '.join(SCOPES)}")
-    if not all(PHONE_NUMBER_ID.fullmatch(number) for number in numbers):
+    if not all(is_phone_number_id(number) for number in numbers):
         raise ValueError("a number must be a phone_number_id: 5 to 20 digits")
     if numbers and set(scopes) & set(UNLIMITED_SCOPES):
         # Dead letters of every number are listed and replayed together; no per-number view.
