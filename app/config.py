@@ -292,6 +292,20 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
     )
+    message_retention_days: int = _env(
+        "MESSAGE_RETENTION_DAYS",
+        30,
+        "Days an outbound message's record (and its wamid index) is kept; Meta's late "
+        "statuses come within 30.",
+        ge=1,
+        le=365,
+    )
+    message_keep_body: bool = _env(
+        "MESSAGE_KEEP_BODY",
+        False,
+        "Keep a message's body once it is delivered; by default only its status, ids and "
+        "history stay.",
+    )
     window_fallback_template: str = _env(
         "WINDOW_FALLBACK_TEMPLATE",
         "",

@@ -288,8 +288,11 @@ def answer_turn(
     message_id = reply_id(turn.id)
     existing = store.get(message_id)
     if existing is not None:
-        # Answered before a crash: sending and recording are idempotent, so finish both.
-        enqueue_reply(_reply_record(turn, message_id, existing.payload["text"]["body"], "retry"))
+        # Answered before a crash: sending and recording are idempotent, so finish both. A reply
+        # whose body is gone was delivered long since, and recorded with it.
+        if existing.payload is not None:
+            body = existing.payload["text"]["body"]
+            enqueue_reply(_reply_record(turn, message_id, body, "retry"))
         enqueue_send(message_id, existing.priority)
         return message_id
     conversations = ConversationStore(redis_client)

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.config import get_settings
 
 QUEUED = "queued"
 SENDING = "sending"
@@ -30,11 +31,33 @@ STATUS_RANK = {QUEUED: 0, SENDING: 0, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5,
 TERMINAL = frozenset({DEAD_LETTERED})
 """Statuses after which no task sends the message again (until an operator replays it)."""
 
+FINAL = frozenset({DELIVERED, READ})
+"""Statuses of a message that reached the customer's phone: nothing will send it again, so its
+record is compacted for the rest of its retention (body dropped, history folded into one field)."""
+
+HISTORY_CODES = {
+    QUEUED: "Q",
+    SENDING: "P",
+    SENT: "S",
+    DELIVERED: "D",
+    READ: "R",
+    FAILED: "F",
+    DEAD_LETTERED: "X",
+}
+"""One letter per status in a compacted history, which stays short enough for Redis to keep the
+record in its compact hash encoding (values of at most 64 bytes)."""
+_STATUS_OF_CODE = {code: status for status, code in HISTORY_CODES.items()}
+
 # KEYS[1] record hash, KEYS[2] history list. ARGV: status, rank table (JSON), now, extra fields
-# (JSON), history note (JSON object merged into the history entry).
+# (JSON), history note (JSON object merged into the history entry), final statuses (JSON object
+# of status to 1), history codes (JSON), keep the body ("1") or not ("0").
 # Returns 1 when the status moved, 0 when it was the same (fields still set; the entry is kept if
 # it has a note) or older than the record's (an ignored entry goes into the history), -1 when
 # there is no such message.
+# Once the record's status is final, the history list is folded into the record's 'history' field
+# ("<code><ms after created_at>", space-separated; "~" before an ignored one, "^" before one that
+# arrived before the wamid; other notes are not kept),
+# the list deleted, the body dropped unless kept, and default-valued fields removed.
 _ADVANCE = """
 local ranks = cjson.decode(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -43,19 +66,54 @@ local entry = cjson.decode(ARGV[5])
 local noted = next(entry) ~= nil
 entry['status'] = ARGV[1]
 entry['at'] = tonumber(ARGV[3])
+local function fold(status)
+  if not cjson.decode(ARGV[6])[status] then return end
+  local codes = cjson.decode(ARGV[7])
+  local created = tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0
+  local parts = {}
+  local folded = redis.call('HGET', KEYS[1], 'history')
+  if folded then parts[1] = folded end
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local e = cjson.decode(raw)
+    local ms = math.max(0, math.floor((tonumber(e['at']) - created) * 1000 + 0.5))
+    local flags = (e['ignored'] and '~' or '') .. (e['arrived_before_wamid'] and '^' or '')
+    parts[#parts + 1] = flags .. (codes[e['status']] or '?') .. ms
+  end
+  redis.call('DEL', KEYS[2])
+  local record = {}
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  record['history'] = table.concat(parts, ' ')
+  if ARGV[8] ~= '1' then record['payload'] = nil end
+  if record['failures'] == '0' then record['failures'] = nil end
+  if record['throttles'] == '0' then record['throttles'] = nil end
+  if record['recipient'] == '' then record['recipient'] = nil end
+  record['id'] = nil  -- the key says it
+  -- Written anew: a hash Redis has once converted from its compact encoding (the body is longer
+  -- than 64 bytes) never converts back by itself.
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for k, v in pairs(record) do redis.call('HSET', KEYS[1], k, v) end
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
 if current and ranks[current] and ranks[ARGV[1]] < ranks[current] then
   entry['ignored'] = true
   redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+  fold(current)
   return 0
 end
 local extra = cjson.decode(ARGV[4])
 for k, v in pairs(extra) do redis.call('HSET', KEYS[1], k, v) end
 if current == ARGV[1] then
-  if noted then redis.call('RPUSH', KEYS[2], cjson.encode(entry)) end
+  if noted then
+    redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+    fold(current)
+  end
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
 redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+fold(ARGV[1])
 return 1
 """
 
@@ -97,7 +155,9 @@ class MessageRecord:
 
     id: str
     to: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None
+    """The message as sent to Meta; None once the message is final and its body was dropped
+    (``MESSAGE_KEEP_BODY``)."""
     priority: str
     status: str
     wamid: str | None = None
@@ -136,10 +196,46 @@ class MessageRecord:
         }
 
 
-class MessageStore:
-    """Outbound message records, keyed by the gateway's message id."""
+def unfold_history(folded: str | None, created_at: float) -> list[dict[str, Any]]:
+    """The history entries of a compacted record's ``history`` field (see ``_ADVANCE``)."""
+    entries: list[dict[str, Any]] = []
+    for part in (folded or "").split():
+        code = part.lstrip("~^")
+        entry: dict[str, Any] = {
+            "status": _STATUS_OF_CODE.get(code[0], "unknown"),
+            "at": round(created_at + int(code[1:]) / 1000, 3),
+        }
+        if "~" in part[: len(part) - len(code)]:
+            entry["ignored"] = True
+        if "^" in part[: len(part) - len(code)]:
+            entry["arrived_before_wamid"] = True
+        entries.append(entry)
+    return entries
 
-    def __init__(self, redis_client: redis.Redis):
+
+_FINAL_JSON = json.dumps(dict.fromkeys(sorted(FINAL), 1))
+_CODES_JSON = json.dumps(HISTORY_CODES)
+
+
+class MessageStore:
+    """Outbound message records, keyed by the gateway's message id.
+
+    ``retention`` (seconds) and ``keep_body`` default to ``MESSAGE_RETENTION_DAYS`` and
+    ``MESSAGE_KEEP_BODY``.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        *,
+        retention: int | None = None,
+        keep_body: bool | None = None,
+    ):
+        settings = get_settings() if retention is None or keep_body is None else None
+        self.retention = (
+            settings.message_retention_days * keys.DAY if retention is None else retention
+        )
+        self.keep_body = settings.message_keep_body if keep_body is None else keep_body
         self.redis = redis_client
         self._advance = redis_client.register_script(_ADVANCE)
         self._unlock = redis_client.register_script(_UNLOCK)
@@ -225,11 +321,11 @@ class MessageStore:
         if phone_number_id:
             record["phone_number_id"] = phone_number_id
         pipe.hset(key, mapping=record)
-        pipe.expire(key, keys.MESSAGE_TTL)
+        pipe.expire(key, self.retention)
         pipe.rpush(
             self.history_key(message_id), json.dumps({**(note or {}), "status": QUEUED, "at": now})
         )
-        pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.expire(self.history_key(message_id), self.retention)
         pipe.zadd(keys.SEND_PENDING, {message_id: now})
 
     def delete(self, *message_ids: str) -> None:
@@ -265,12 +361,12 @@ class MessageStore:
             data, entries = pipe.execute()
         else:
             data, entries = self.redis.hgetall(self.key(message_id)), []
-        if not data or "payload" not in data:
+        if not data or "status" not in data:
             return None
         return MessageRecord(
-            id=data["id"],
+            id=message_id,
             to=data.get("to", ""),
-            payload=json.loads(data["payload"]),
+            payload=json.loads(data["payload"]) if "payload" in data else None,
             priority=data.get("priority", "normal"),
             status=data.get("status", QUEUED),
             wamid=data.get("wamid") or None,
@@ -283,7 +379,8 @@ class MessageStore:
             first_failed_at=float(data["first_failed_at"]) if data.get("first_failed_at") else None,
             created_at=float(data.get("created_at", 0)),
             updated_at=float(data.get("updated_at", 0)),
-            history=[json.loads(h) for h in entries],
+            history=unfold_history(data.get("history"), float(data.get("created_at", 0)))
+            + [json.loads(h) for h in entries],
             phone_number_id=data.get("phone_number_id") or None,
             recipient=data.get("recipient") or None,
         )
@@ -313,6 +410,9 @@ class MessageStore:
             time.time(),
             json.dumps(extra),
             json.dumps(note or {}),
+            _FINAL_JSON,
+            _CODES_JSON,
+            "1" if self.keep_body else "0",
         ]
         if pipe is not None:
             # EVAL, not the registered script: a script in a pipeline costs a SCRIPT EXISTS round
@@ -384,12 +484,12 @@ class MessageStore:
         pipe.hdel(key, "error", "wamid", "dead_letter_reason", "first_failed_at")
         if old_wamid:
             pipe.delete(keys.WAMID_INDEX.format(wamid=old_wamid))
-        pipe.expire(key, keys.MESSAGE_TTL)
+        pipe.expire(key, self.retention)
         pipe.rpush(
             self.history_key(message_id),
             json.dumps({"status": QUEUED, "at": now, "replayed": True}),
         )
-        pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
+        pipe.expire(self.history_key(message_id), self.retention)
         pipe.zadd(keys.SEND_PENDING, {message_id: now})
         pipe.execute()
 
@@ -402,11 +502,16 @@ class MessageStore:
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
-        pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
+        pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=self.retention)
         pipe.zrem(keys.SEND_PENDING, message_id)
         self.advance(message_id, SENT, pipe=pipe)
         pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
         return [json.loads(item) for item in pipe.execute()[-1]]
+
+    def forget_wamid(self, wamid: str) -> None:
+        """Drop the index of a message that was read: no later status can change it, and a late
+        repeat is held as an early status and expires (``EARLY_STATUSES_TTL``)."""
+        self.redis.delete(keys.WAMID_INDEX.format(wamid=wamid))
 
     def id_for_wamid(self, wamid: str) -> str | None:
         """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""

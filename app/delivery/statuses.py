@@ -36,7 +36,7 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     if message_id is None:
         log.info("status %s for %s held until its send is recorded", status.status, status.id)
         return False
-    return _apply(store, message_id, status.status, status.errors)
+    return _apply(store, message_id, status.status, status.errors, wamid=status.id)
 
 
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
@@ -57,7 +57,7 @@ def _apply_held(
     a run that dies in between leaves them for the next run of the send task; applying one twice
     changes nothing."""
     for item in early:
-        _apply(store, message_id, item["status"], item.get("errors") or [], early=True)
+        _apply(store, message_id, item["status"], item.get("errors") or [], wamid, early=True)
     if early:
         log.info(
             "message %s: %d statuses that came before its wamid applied", message_id, len(early)
@@ -71,10 +71,16 @@ def _apply(
     message_id: str,
     status: str,
     errors: list[dict[str, Any]],
+    wamid: str,
     early: bool = False,
 ) -> bool:
     target = WEBHOOK_STATUSES[status]
     if target == FAILED:
         # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
         return dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
-    return store.advance(message_id, target, note={"arrived_before_wamid": True} if early else None)
+    moved = store.advance(
+        message_id, target, note={"arrived_before_wamid": True} if early else None
+    )
+    if moved and target == READ:
+        store.forget_wamid(wamid)  # the last status a message can take
+    return moved

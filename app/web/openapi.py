@@ -223,7 +223,12 @@ SCHEMAS: dict[str, Any] = {
             "attempts": {"type": "integer", "description": "requests made to Meta"},
             "error": _GRAPH_ERROR,
             "dead_letter_reason": {"type": ["string", "null"]},
-            "message": {**_OPEN, "description": "what is sent to Meta"},
+            "message": {
+                "type": ["object", "null"],
+                "additionalProperties": True,
+                "description": "what is sent to Meta; null once delivered, unless "
+                "`MESSAGE_KEEP_BODY` keeps it",
+            },
             "created_at": {"type": "number"},
             "updated_at": {"type": "number"},
             "history": {"type": "array", "items": _ref("HistoryEntry")},

@@ -73,3 +73,68 @@ def test_unknown_message_and_status(store):
     assert not store.advance("nope", SENT)
     with pytest.raises(ValueError):
         store.advance("nope", "exploded")
+
+
+def deliver(store, message_id: str, wamid: str) -> None:
+    store.create(message_id, PAYLOAD, "normal")
+    store.mark_sending(message_id, 1)
+    store.record_wamid(message_id, wamid)
+    store.advance(message_id, DELIVERED)
+
+
+def test_a_delivered_message_keeps_its_status_and_history_but_not_its_body(store):
+    deliver(store, "m1", "wamid.1")
+    record = store.get("m1")
+    assert (record.status, record.wamid, record.attempts, record.to) == (
+        DELIVERED,
+        "wamid.1",
+        1,
+        "573001234567",
+    )
+    assert record.payload is None
+    assert [h["status"] for h in record.history] == [QUEUED, SENDING, SENT, DELIVERED]
+    assert all(abs(h["at"] - record.created_at) < 5 for h in record.history)
+    # The history list is folded into the record, which keeps its time to live.
+    assert not store.redis.exists(store.history_key("m1"))
+    assert 0 < store.redis.ttl(store.key("m1")) <= store.retention
+
+
+def test_statuses_after_the_final_one_are_folded_too(store):
+    deliver(store, "m1", "wamid.1")
+    assert store.advance("m1", READ)
+    assert not store.advance("m1", SENT)  # late, ignored, and still written down
+    record = store.get("m1")
+    assert record.status == READ
+    assert [(h["status"], h.get("ignored", False)) for h in record.history][-2:] == [
+        (READ, False),
+        (SENT, True),
+    ]
+    assert not store.redis.exists(store.history_key("m1"))
+
+
+def test_keep_body_keeps_it(redis_client):
+    store = MessageStore(redis_client, keep_body=True)
+    deliver(store, "m1", "wamid.1")
+    assert store.get("m1").payload == PAYLOAD
+
+
+def test_retention_sets_how_long_records_and_their_wamid_index_live(redis_client):
+    store = MessageStore(redis_client, retention=3 * 86400)
+    deliver(store, "m1", "wamid.1")
+    for key in (store.key("m1"), "wa:wamid:wamid.1"):
+        assert 3 * 86400 - 60 < redis_client.ttl(key) <= 3 * 86400
+
+
+def test_retention_and_keep_body_come_from_the_settings(redis_client, monkeypatch):
+    monkeypatch.setenv("MESSAGE_RETENTION_DAYS", "7")
+    monkeypatch.setenv("MESSAGE_KEEP_BODY", "true")
+    store = MessageStore(redis_client)
+    assert (store.retention, store.keep_body) == (7 * 86400, True)
+
+
+@pytest.mark.real_redis(reason="the hash encoding and memory usage are the real server's")
+def test_a_final_record_is_stored_compactly(store):
+    deliver(store, "m1", "wamid.1")
+    store.advance("m1", READ)
+    assert store.redis.object("encoding", store.key("m1")) == "listpack"
+    assert store.redis.memory_usage(store.key("m1")) < 400
