@@ -4,7 +4,8 @@ PYTHON ?= .venv/bin/python
 
 .PHONY: bench test-unit
 
-# Every benchmark in turn (about 15 minutes); figures in bench/results/summary.md.
+# Every benchmark in turn (about 20 minutes); figures and issue #16's goals in
+# bench/results/summary.md.
 bench:
 	$(PYTHON) -m bench
 
