@@ -192,6 +192,18 @@ def offered(conv: Conversations, prefix: str, rate: float, seconds: float, timeo
     }
 
 
+def settle(redis_client, timeout: float) -> bool:
+    """Wait until the queues a conversation goes through are empty, then a moment more; False
+    if they were not within ``timeout``."""
+    queues = ("inbound", "context", "send.high")
+    try:
+        wait_for(lambda: not any(redis_client.llen(q) for q in queues), timeout, interval=0.5)
+    except TimeoutError:
+        return False
+    time.sleep(2)
+    return True
+
+
 def task_counts(workers) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     for worker in workers:
@@ -244,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         for n, rate in enumerate(float(r) for r in args.rates.split(",")):
             step = offered(conv, f"5731{n}", rate, args.seconds, args.drain_timeout)
             steps.append(step)
+            # The next step starts from an idle pipeline: what this one left queued (replies not
+            # in within the timeout, the statuses of the last ones) is worked off first.
+            step["settled"] = settle(redis_client, args.drain_timeout + rate * args.seconds / 5)
             print(f"  offered {rate:g}/s: {step}", flush=True)
-            # Let the statuses of this step settle so the next one starts from an idle pipeline.
-            time.sleep(2)
         report["offered"] = steps
 
         before_tasks = task_counts([inbound, send])
@@ -270,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         arrived = conv.wait(customers, args.drain_timeout + args.burst / 10)
         elapsed = max(arrived.values(), default=started) - started
         # The status webhooks of the last replies come a moment later; count them too.
-        wait_for(lambda: redis_client.llen("inbound") == 0, timeout=30, interval=0.2)
-        time.sleep(2)
+        settle(redis_client, 60)
         tasks = task_counts([inbound, send]) - before_tasks
         commands = redis_client.info("stats")["total_commands_processed"] - before_commands
         answered = len(arrived)
