@@ -31,6 +31,9 @@ MESSAGE_TTL = 30 * DAY
 WAMID_INDEX = PREFIX + ":wamid:{wamid}"
 """Meta's message id to ours, so status webhooks find the message they concern."""
 WAMID_INDEX_TTL = MESSAGE_TTL
+WAMID_INDEX_AFTER_READ_TTL = DAY
+"""Once a message is read no status can move it, but Meta's webhooks can arrive out of order: a
+late ``delivered`` still finds its message (and is kept in its history as ignored) for a day."""
 
 EARLY_STATUSES = PREFIX + ":wamid:{wamid}:early"
 """Status webhooks (a list of JSON) for a wamid not recorded yet: Meta's webhooks can overtake its

@@ -508,10 +508,10 @@ class MessageStore:
         pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
         return [json.loads(item) for item in pipe.execute()[-1]]
 
-    def forget_wamid(self, wamid: str) -> None:
-        """Drop the index of a message that was read: no later status can change it, and a late
-        repeat is held as an early status and expires (``EARLY_STATUSES_TTL``)."""
-        self.redis.delete(keys.WAMID_INDEX.format(wamid=wamid))
+    def shorten_wamid_index(self, wamid: str) -> None:
+        """Keep the index of a message that was read only ``WAMID_INDEX_AFTER_READ_TTL`` more:
+        no later status can change it."""
+        self.redis.expire(keys.WAMID_INDEX.format(wamid=wamid), keys.WAMID_INDEX_AFTER_READ_TTL)
 
     def id_for_wamid(self, wamid: str) -> str | None:
         """The gateway message id that Meta's ``wamid`` belongs to, if we sent it."""

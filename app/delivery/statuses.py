@@ -82,5 +82,5 @@ def _apply(
         message_id, target, note={"arrived_before_wamid": True} if early else None
     )
     if moved and target == READ:
-        store.forget_wamid(wamid)  # the last status a message can take
+        store.shorten_wamid_index(wamid)  # the last status a message can take
     return moved

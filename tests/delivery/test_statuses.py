@@ -94,14 +94,17 @@ def test_statuses_of_other_kinds_are_not_held(store):
     assert not store.redis.exists(keys.EARLY_STATUSES.format(wamid="wamid.1"))
 
 
-def test_read_is_the_last_status_so_its_wamid_index_goes(store):
-    store.create("m1", {"to": "573001234567", "type": "text", "text": {"body": "x"}}, "normal")
+def test_read_is_the_last_status_so_its_wamid_index_is_kept_a_day_only(store):
     record_sent(store, "m1", "wamid.1")
     assert apply_status(store, status("wamid.1", "delivered"))
-    assert store.id_for_wamid("wamid.1") == "m1"
+    index = keys.WAMID_INDEX.format(wamid="wamid.1")
+    assert store.redis.ttl(index) > keys.WAMID_INDEX_AFTER_READ_TTL
     assert apply_status(store, status("wamid.1", "read"))
-    assert store.id_for_wamid("wamid.1") is None
-    # A repeat of it is held for a while like any unknown wamid's, and changes nothing.
-    assert not apply_status(store, status("wamid.1", "read"))
-    assert store.get("m1").status == READ
-    assert store.redis.ttl(keys.EARLY_STATUSES.format(wamid="wamid.1")) <= keys.EARLY_STATUSES_TTL
+    assert 0 < store.redis.ttl(index) <= keys.WAMID_INDEX_AFTER_READ_TTL
+    # A late one still finds the message within the day, and is kept as ignored.
+    assert not apply_status(store, status("wamid.1", "delivered"))
+    assert store.get("m1").history[-1] == {
+        **store.get("m1").history[-1],
+        "status": DELIVERED,
+        "ignored": True,
+    }
