@@ -329,11 +329,12 @@ def goal_rows(results: dict[str, dict]) -> list[Row]:
     replies = results.get("replies")
     before = results.get("memory", {}).get("redis_bytes_per_message")
     if replies:
-        kept = replies["memory"]["per"]["message"]["bytes_each"]
+        # Retained: after its first day a read message's wamid index is gone; the record stays.
+        kept = replies["memory"]["per"]["message"]["templates"].get("MESSAGE", 0)
         baseline = before or ISSUE_16_BEFORE["redis_bytes_per_message"]
         rows.append(
             Row(
-                "3. Redis bytes per retained message, delivered and read",
+                "3. Redis bytes per retained message (read, after its first day)",
                 f"{kept:,} B",
                 f"a record not yet final {baseline:,} B"
                 + ("" if before else " (before, not this run)"),
