@@ -64,7 +64,15 @@ TARGET_BYTES_PER_MESSAGE = 500
 
 OWNERS = {
     "message": ("MESSAGE", "WAMID_INDEX", "EARLY_STATUSES", "SEND_LOCK"),
-    "conversation": ("CONVERSATION", "PROFILE", "HANDOFF", "INBOUND_MESSAGE", "AI_REPLY"),
+    # The webhooks of a conversation: its message and its reply's three statuses.
+    "conversation": (
+        "CONVERSATION",
+        "PROFILE",
+        "HANDOFF",
+        "INBOUND_MESSAGE",
+        "AI_REPLY",
+        "WEBHOOK_SEEN",
+    ),
     "customer": ("CUSTOMER", "CUSTOMER_ID", "CUSTOMER_WINDOW", "RATE_PAIR"),
     "number": ("RATE_SENDER",),
 }
