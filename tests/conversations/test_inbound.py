@@ -24,7 +24,7 @@ from app.conversations.media import MediaFetcher
 from app.conversations.responders.rules import HANDOFF_REPLIES, RulesResponder
 from app.conversations.responders.service import ReplyService
 from app.conversations.turns import CustomerTurn
-from app.delivery.messages import MessageStore
+from app.delivery.messages import DELIVERED, MessageStore
 from tests.stack import TEST_CREDENTIALS, SimulatorThread, text_webhook
 
 NUMBER = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
@@ -213,6 +213,27 @@ def test_an_answer_task_run_twice_sends_one_reply(flow):
     )
     assert again == first
     assert {mid for mid, _ in flow.sends} == {first}  # re-sent to the idempotent sender only
+    exchanges = ConversationStore(flow.redis).get(NUMBER, "573001234567").exchanges
+    assert [e.id for e in exchanges] == [wamid, first]
+
+
+def test_an_answer_task_run_again_after_its_reply_was_delivered_sends_nothing_new(flow):
+    wamid, (first,) = flow.say("573001234567", {"type": "text", "text": {"body": "Hola"}})
+    store = MessageStore(flow.redis)
+    store.mark_sending(first, 1)
+    store.record_wamid(first, "wamid.reply1")
+    store.advance(first, DELIVERED)  # its body is dropped now
+    replies = []
+    again = answer_turn(
+        flow.answered[0],
+        redis_client=flow.redis,
+        service=ReplyService(RulesResponder(), redis_client=flow.redis, timeout=5),
+        enqueue_send=lambda mid, lane: flow.sends.append((mid, lane)),
+        enqueue_reply=replies.append,
+        context_messages=10,
+    )
+    assert again == first and replies == []  # recorded with the first run
+    assert store.get(first).status == DELIVERED
     exchanges = ConversationStore(flow.redis).get(NUMBER, "573001234567").exchanges
     assert [e.id for e in exchanges] == [wamid, first]
 
