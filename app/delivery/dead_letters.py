@@ -446,6 +446,12 @@ def dead_letter_failed_status(
     if record is None or record.status == DEAD_LETTERED:
         return False
     error = error_from_status(errors[0]) if errors else {"code": None, "message": "failed"}
+    if record.payload is None:
+        # Delivered before, its body dropped since (MESSAGE_KEEP_BODY): nothing to replay, so
+        # Meta's error is kept on the record without a dead letter.
+        store.advance(message_id, FAILED, error=error)
+        log.warning("message %s failed after delivery; kept without a dead letter", message_id)
+        return False
     reason = (
         reason_for(classify(error["code"], None)) if error["code"] is not None else DELIVERY_FAILED
     )

@@ -108,3 +108,13 @@ def test_read_is_the_last_status_so_its_wamid_index_is_kept_a_day_only(store):
         "status": DELIVERED,
         "ignored": True,
     }
+
+
+def test_a_failed_status_after_delivery_keeps_metas_error_without_a_dead_letter(store):
+    record_sent(store, "m1", "wamid.1")
+    assert apply_status(store, status("wamid.1", "delivered"))  # the body is dropped
+    error = {"code": 131000, "title": "Something went wrong", "message": "Something went wrong"}
+    assert not apply_status(store, status("wamid.1", "failed", [error]))
+    record = store.get("m1")
+    assert record.status == "failed" and record.error["code"] == 131000
+    assert DeadLetterStore(store.redis).get("m1") is None
