@@ -310,6 +310,7 @@ def test_get_shows_status_attempts_and_history(client, redis_client):
     ]
     assert body["history"][-1]["ignored"] is True
     assert all(isinstance(h["at"], float) for h in body["history"])
+    assert body["message"] is None  # read: the body is not kept (MESSAGE_KEEP_BODY)
 
 
 def test_get_unknown_is_404(client):
