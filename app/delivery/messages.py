@@ -88,7 +88,6 @@ local function fold(status)
   if record['failures'] == '0' then record['failures'] = nil end
   if record['throttles'] == '0' then record['throttles'] = nil end
   if record['recipient'] == '' then record['recipient'] = nil end
-  record['id'] = nil  -- the key says it
   -- Written anew: a hash Redis has once converted from its compact encoding (the body is longer
   -- than 64 bytes) never converts back by itself.
   local ttl = redis.call('PTTL', KEYS[1])

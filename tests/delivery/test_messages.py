@@ -138,3 +138,9 @@ def test_a_final_record_is_stored_compactly(store):
     store.advance("m1", READ)
     assert store.redis.object("encoding", store.key("m1")) == "listpack"
     assert store.redis.memory_usage(store.key("m1")) < 400
+
+
+def test_a_compacted_record_is_still_created_once_only(store):
+    deliver(store, "m1", "wamid.1")
+    assert not store.create("m1", PAYLOAD, "high")
+    assert store.get("m1").status == DELIVERED
