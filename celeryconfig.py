@@ -186,3 +186,13 @@ beat_schedule["outbound.recover_lost_sends"] = {
     # On the lane send workers drain first; a sweep nobody ran in time is dropped, not piled up.
     "options": {"queue": QUEUE_SEND_HIGH, "expires": SEND_RECOVERY_INTERVAL},
 }
+
+MEDIA_SWEEP_INTERVAL = 24 * 3600.0
+"""Seconds between sweeps of media past ``MEDIA_RETENTION_DAYS``: retention is counted in days."""
+
+beat_schedule["inbound.sweep_expired_media"] = {
+    "task": "inbound.sweep_expired_media",
+    "schedule": MEDIA_SWEEP_INTERVAL,
+    # Deleting twice is harmless; a sweep that waited past the next one is dropped.
+    "options": {"queue": QUEUE_INBOUND, "expires": MEDIA_SWEEP_INTERVAL},
+}

@@ -416,3 +416,19 @@ SECOND_NUMBER = "106540352242999"
 """A second sending number, registered with ``wa-gateway numbers add`` in tests."""
 SECOND_TOKEN = "EAAsecond-number-token-0123456789abcdef"
 """Its access token: the simulator playing it accepts this one, not the configured number's."""
+
+
+def start_s3_server() -> tuple[Process, str]:
+    """A local S3-compatible server (moto's, installed with the dev extra); returns it and its
+    endpoint URL. Its buckets live in its memory and go with it."""
+    port = free_port()
+    proc = Process(
+        "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/moto-api/", timeout=1).ok, timeout=30)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
