@@ -154,8 +154,8 @@ beat_schedule: dict = {
     },
 }
 # Beat keeps its schedule in memory: the default scheduler persists it with shelve, i.e. pickle.
-# Run exactly one beat per deployment; the alert checks it triggers are idempotent regardless.
-beat_scheduler = "celery.beat:Scheduler"
+# A beat may run on every host: only the one holding beat's lock in Redis sends due tasks.
+beat_scheduler = "workers.beat:SingleBeatScheduler"
 
 # The consumer records every message it refuses (pickle or any non-JSON content, unknown tasks).
 worker_consumer = "workers.consumer:GatewayConsumer"
