@@ -212,6 +212,29 @@ def memory_rows(r: dict) -> list[Row]:
     ]
 
 
+def inbound_rows(r: dict) -> list[Row]:
+    status = r["statuses"]["net_cpu_ms_per_status_webhook"]
+    text = r["customer_messages"]["net_cpu_ms_per_message"]
+    return [
+        Row(
+            "inbound worker CPU per status webhook",
+            f"{status['inbound_worker']} ms ({1000 / status['inbound_worker']:.0f}/s per core)",
+            f"web {status['web']} ms, Redis {status['redis']} ms",
+            "-",
+            "-",
+            None,
+        ),
+        Row(
+            "inbound worker CPU per customer message (rules responder)",
+            f"{text['inbound_worker']} ms ({1000 / text['inbound_worker']:.0f}/s per core)",
+            f"web {text['web']} ms, Redis {text['redis']} ms",
+            "-",
+            "-",
+            None,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -241,6 +264,7 @@ BENCHMARKS = [
     Benchmark("priority", priority_rows, timeout=600, needs=(REDIS,)),
     Benchmark("ratelimit", ratelimit_rows, timeout=300, needs=(REDIS,)),
     Benchmark("memory", memory_rows, timeout=600, needs=(REDIS,)),
+    Benchmark("inbound", inbound_rows, timeout=900, needs=(REDIS,)),
 ]
 
 
