@@ -66,7 +66,8 @@ GATEWAY_REQUIRED = (
 """Fields the web and the workers cannot run without."""
 
 SECRET_VARIABLE = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|API_KEYS?|BASIC_AUTH|WEBHOOK_URL|_DSN)$", re.IGNORECASE
+    r"(TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD|API_KEYS?|BASIC_AUTH|WEBHOOK_URL|_DSN)$",
+    re.IGNORECASE,
 )
 """Environment variables whose values are secrets and must never appear in a log, whether this
 project reads them or a library does."""
