@@ -154,8 +154,8 @@ beat_schedule: dict = {
     },
 }
 # Beat keeps its schedule in memory: the default scheduler persists it with shelve, i.e. pickle.
-# Run exactly one beat per deployment; the alert checks it triggers are idempotent regardless.
-beat_scheduler = "celery.beat:Scheduler"
+# A beat may run on every host: only the one holding beat's lock in Redis sends due tasks.
+beat_scheduler = "workers.beat:SingleBeatScheduler"
 
 # The consumer records every message it refuses (pickle or any non-JSON content, unknown tasks).
 worker_consumer = "workers.consumer:GatewayConsumer"
@@ -185,4 +185,14 @@ beat_schedule["outbound.recover_lost_sends"] = {
     "schedule": SEND_RECOVERY_INTERVAL,
     # On the lane send workers drain first; a sweep nobody ran in time is dropped, not piled up.
     "options": {"queue": QUEUE_SEND_HIGH, "expires": SEND_RECOVERY_INTERVAL},
+}
+
+MEDIA_SWEEP_INTERVAL = 24 * 3600.0
+"""Seconds between sweeps of media past ``MEDIA_RETENTION_DAYS``: retention is counted in days."""
+
+beat_schedule["inbound.sweep_expired_media"] = {
+    "task": "inbound.sweep_expired_media",
+    "schedule": MEDIA_SWEEP_INTERVAL,
+    # Deleting twice is harmless; a sweep that waited past the next one is dropped.
+    "options": {"queue": QUEUE_INBOUND, "expires": MEDIA_SWEEP_INTERVAL},
 }

@@ -66,7 +66,8 @@ GATEWAY_REQUIRED = (
 """Fields the web and the workers cannot run without."""
 
 SECRET_VARIABLE = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|API_KEYS?|BASIC_AUTH|WEBHOOK_URL|_DSN)$", re.IGNORECASE
+    r"(TOKEN|SECRET|SECRET_ACCESS_KEY|PASSWORD|API_KEYS?|BASIC_AUTH|WEBHOOK_URL|_DSN)$",
+    re.IGNORECASE,
 )
 """Environment variables whose values are secrets and must never appear in a log, whether this
 project reads them or a library does."""
@@ -364,6 +365,29 @@ class Settings(BaseSettings):
     media_dir: str = _env(
         "MEDIA_DIR", ".wa-gateway/media", "Where inbound media is stored after validation."
     )
+    media_store: Literal["local", "s3"] = _env(
+        "MEDIA_STORE",
+        "local",
+        "Where inbound media is kept: local (MEDIA_DIR, one host) or s3 (a bucket every host "
+        "reads).",
+    )
+    media_s3_bucket: str = _env("MEDIA_S3_BUCKET", "", "The bucket of MEDIA_STORE=s3 (required by it).")
+    media_s3_endpoint_url: str = _env(
+        "MEDIA_S3_ENDPOINT_URL", "", "An S3-compatible server's URL; empty: AWS S3 itself."
+    )
+    media_s3_region: str = _env("MEDIA_S3_REGION", "", "The bucket's region; empty: boto3's default.")
+    media_s3_access_key_id: str = _env(
+        "MEDIA_S3_ACCESS_KEY_ID", "", "Access key id; empty: boto3's credential chain.", secret=True
+    )
+    media_s3_secret_access_key: str = _env(
+        "MEDIA_S3_SECRET_ACCESS_KEY", "", "Secret access key, with the id above.", secret=True
+    )
+    media_retention_days: float = _env(
+        "MEDIA_RETENTION_DAYS",
+        30.0,
+        "Days inbound media is kept before the daily sweep deletes it; 0 keeps it forever.",
+        ge=0,
+    )
     media_max_bytes: int = _env(
         "MEDIA_MAX_BYTES",
         16 * 1024 * 1024,
@@ -616,7 +640,7 @@ class Settings(BaseSettings):
             raise ValueError("does not name a readable file")
         return value
 
-    @field_validator("responder_backend", mode="before")
+    @field_validator("responder_backend", "media_store", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -627,6 +651,10 @@ class Settings(BaseSettings):
             raise ValueError("OPENAI_API_KEY is missing (RESPONDER_BACKEND=openai)")
         if self.responder_backend == "http" and not self.agent_webhook_url:
             raise ValueError("AGENT_WEBHOOK_URL is missing (RESPONDER_BACKEND=http)")
+        if self.media_store == "s3" and not self.media_s3_bucket:
+            raise ValueError("MEDIA_S3_BUCKET is missing (MEDIA_STORE=s3)")
+        if bool(self.media_s3_access_key_id) != bool(self.media_s3_secret_access_key):
+            raise ValueError("MEDIA_S3_ACCESS_KEY_ID and MEDIA_S3_SECRET_ACCESS_KEY go together")
         if self.alert_email_to and not self.alert_smtp_host:
             raise ValueError("ALERT_EMAIL_TO is set but ALERT_SMTP_HOST is missing")
         return self

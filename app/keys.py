@@ -77,6 +77,12 @@ OPS_WORKER_HEARTBEATS = PREFIX + ":ops:workers"
 OPS_WORKER_HEARTBEATS_TTL = DAY
 """A deployment whose workers all stopped long ago forgets them."""
 
+BEAT_LOCK = PREFIX + ":beat:lock"
+"""String: the token of the one beat, among those of every host, that sends scheduled tasks."""
+BEAT_LOCK_TTL = 15.0
+"""Seconds the lock outlives its holder's last renewal: how long a frozen or dead host's beat
+keeps the others waiting before one of them takes over."""
+
 OPS_DEAD_LETTER_SAMPLES = PREFIX + ":ops:dead-letters:samples"
 """Sorted set of (time, dead-letter size) samples the alert checks compare to see growth."""
 OPS_DEAD_LETTER_SAMPLES_TTL = DAY

@@ -251,6 +251,29 @@ def memory_rows(r: dict) -> list[Row]:
     ]
 
 
+def inbound_rows(r: dict) -> list[Row]:
+    status = r["statuses"]["net_cpu_ms_per_status_webhook"]
+    text = r["customer_messages"]["net_cpu_ms_per_message"]
+    return [
+        Row(
+            "inbound worker CPU per status webhook",
+            f"{status['inbound_worker']} ms ({1000 / status['inbound_worker']:.0f}/s per core)",
+            f"web {status['web']} ms, Redis {status['redis']} ms",
+            "-",
+            "-",
+            None,
+        ),
+        Row(
+            "inbound worker CPU per customer message (rules responder)",
+            f"{text['inbound_worker']} ms ({1000 / text['inbound_worker']:.0f}/s per core)",
+            f"web {text['web']} ms, Redis {text['redis']} ms",
+            "-",
+            "-",
+            None,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -281,6 +304,7 @@ BENCHMARKS = [
     Benchmark("ratelimit", ratelimit_rows, timeout=300, needs=(REDIS,)),
     Benchmark("memory", memory_rows, timeout=600, needs=(REDIS,)),
     Benchmark("replies", replies_rows, timeout=900, needs=(REDIS,)),
+    Benchmark("inbound", inbound_rows, timeout=900, needs=(REDIS,)),
 ]
 
 ISSUE_16_BEFORE = {"redis_bytes_per_message": 2143, "conversations_per_s": 26}

@@ -13,6 +13,7 @@ from app.clients import client_for
 from app.config import get_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
+from app.conversations.mediastore import media_store_for, sweep_expired_media
 from app.conversations.responders.factory import build_responder
 from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
@@ -64,7 +65,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     # Receipts and downloads use the token of the number each message was sent to.
     fetch_media = MediaFetcher(
         lambda phone_number_id: client_for(settings, phone_number_id),
-        settings.media_dir,
+        media_store_for(settings),
         settings.media_max_bytes,
     )
     with observe_webhook(payload) as observed:
@@ -109,3 +110,10 @@ def recover_lost_tasks_task() -> int:
         redis_client, redis_client.llen, grace=celeryconfig.TASK_RECOVERY_GRACE
     )
     return len(recovered)
+
+
+@shared_task(base=GatewayTask, name="inbound.sweep_expired_media", ignore_result=True)
+def sweep_expired_media_task() -> int:
+    """Delete media older than ``MEDIA_RETENTION_DAYS`` from the store (run by beat, daily)."""
+    settings = get_settings()
+    return sweep_expired_media(media_store_for(settings), settings.media_retention_days)

@@ -69,8 +69,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 class RedisServer:
     """A ``redis-server`` of the test's own, on a free port, that can be stopped and restarted."""
 
-    def __init__(self, appendonly: bool = True, fsync: str = "always", port: int | None = None):
+    def __init__(
+        self,
+        appendonly: bool = True,
+        fsync: str = "always",
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+    ):
         self.port = port or free_port()
+        self.host = host
+        """The address it binds, and its URL names."""
+        self.netns = netns
+        """The network namespace it runs in (``ip netns``); None: this process's."""
         self.dir = tempfile.mkdtemp(prefix="wa-redis-")
         self.appendonly = appendonly
         self.fsync = fsync
@@ -78,19 +89,20 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.proc = subprocess.Popen(
-            [
+            in_netns(self.netns)
+            + [
                 binary,
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
                 "--dir",
                 self.dir,
                 "--save",
@@ -99,11 +111,13 @@ class RedisServer:
                 "yes" if self.appendonly else "no",
                 "--appendfsync",
                 self.fsync,
-            ],
+            ]
+            # In a namespace of its own, only the drill's namespaces reach it, from outside loopback.
+            + (["--protected-mode", "no"] if self.netns else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5)
         wait_for(client.ping, timeout=10)
         client.close()
         return self
@@ -122,15 +136,29 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Process:
-    """A child process whose output goes to a log file the test can read."""
+def in_netns(netns: str | None) -> list[str]:
+    """The command prefix that runs a program in network namespace ``netns`` (none for None)."""
+    return ["ip", "netns", "exec", netns] if netns else []
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None):
+
+class Process:
+    """A child process whose output goes to a log file the test can read; in network namespace
+    ``netns`` if given (``ip netns exec`` becomes the program, so the process id is the same)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path | None = None,
+        netns: str | None = None,
+    ):
         self.name = name
+        self.netns = netns
         self.log_path = Path(tempfile.mkstemp(prefix=f"wa-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv,
+            in_netns(netns) + argv,
             env=env,
             cwd=cwd or ROOT,
             stdout=self._log,
@@ -182,6 +210,7 @@ def start_worker(
     name: str = "worker",
     pool: str = "prefork",
     cwd: Path | None = None,
+    netns: str | None = None,
 ) -> Process:
     """A Celery worker consuming ``queues`` (run in ``cwd``, default the project's root);
     returns once it is ready."""
@@ -208,6 +237,7 @@ def start_worker(
         ],
         env,
         cwd,
+        netns,
     )
     wait_for(lambda: "ready." in proc.output() or proc.proc.poll() is not None, timeout=60)
     if proc.proc.poll() is not None:
@@ -215,15 +245,21 @@ def start_worker(
     return proc
 
 
-def start_web(env: dict[str, str], port: int | None = None) -> tuple[Process, str]:
-    """The web app under gunicorn, as the Procfile runs it; returns it and its base URL."""
+def start_web(
+    env: dict[str, str],
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    netns: str | None = None,
+) -> tuple[Process, str]:
+    """The web app under gunicorn, as the Procfile runs it, on ``host`` (in ``netns``); returns
+    it and its base URL."""
     port = port or free_port()
     proc = Process(
         "web",
         [
             str(BIN / "gunicorn"),
             "--bind",
-            f"127.0.0.1:{port}",
+            f"{host}:{port}",
             "--worker-class",
             "gevent",
             "--workers",
@@ -231,8 +267,9 @@ def start_web(env: dict[str, str], port: int | None = None) -> tuple[Process, st
             "app.web:create_app()",
         ],
         env,
+        netns=netns,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     wait_for(lambda: requests.get(f"{url}/healthz", timeout=1).ok, timeout=30)
     return proc, url
 
@@ -245,8 +282,9 @@ def start_simulator(
     faults: dict | None = None,
     meta_rules: bool = False,
     extra_args: list[str] | None = None,
+    host: str = "127.0.0.1",
 ) -> tuple[Process, str]:
-    """The Cloud API simulator on ``port``; returns it and its base URL.
+    """The Cloud API simulator on ``host:port``; returns it and its base URL.
 
     Unless ``meta_rules``, the rules that depend on a customer's history (the 24-hour window and
     the per-recipient limit) are off, so tests can send to numbers that never wrote.
@@ -254,6 +292,8 @@ def start_simulator(
     argv = [
         str(BIN / "wa-gateway"),
         "simulator",
+        "--host",
+        host,
         "--port",
         str(port),
         "--status-delay",
@@ -267,7 +307,7 @@ def start_simulator(
         argv += ["--no-window", "--no-pair-limit"]
     argv += extra_args or []
     proc = Process("simulator", argv, env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     wait_for(lambda: requests.get(f"{url}/_sim/health", timeout=1).ok, timeout=30)
     return proc, url
 
@@ -401,10 +441,13 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
-def start_beat(env: dict[str, str]) -> Process:
-    """Celery beat, as the Procfile runs it; returns once it has started."""
+def start_beat(env: dict[str, str], netns: str | None = None) -> Process:
+    """Celery beat, as the Procfile runs it (in ``netns``); returns once it has started."""
     proc = Process(
-        "beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO"], env
+        "beat",
+        [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel", "INFO"],
+        env,
+        netns=netns,
     )
     wait_for(lambda: "beat: Starting" in proc.output() or proc.proc.poll() is not None, timeout=60)
     if proc.proc.poll() is not None:
@@ -416,3 +459,19 @@ SECOND_NUMBER = "106540352242999"
 """A second sending number, registered with ``wa-gateway numbers add`` in tests."""
 SECOND_TOKEN = "EAAsecond-number-token-0123456789abcdef"
 """Its access token: the simulator playing it accepts this one, not the configured number's."""
+
+
+def start_s3_server() -> tuple[Process, str]:
+    """A local S3-compatible server (moto's, installed with the dev extra); returns it and its
+    endpoint URL. Its buckets live in its memory and go with it."""
+    port = free_port()
+    proc = Process(
+        "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/moto-api/", timeout=1).ok, timeout=30)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url

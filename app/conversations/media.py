@@ -1,15 +1,17 @@
 """Customer media (image, audio, video, document, sticker): downloaded, verified, stored.
 
-:class:`MediaFetcher` is the step of the inbound flow that turns a media id into a file under
-``MEDIA_DIR``. It works with any client offering ``download_media(media_id, *, max_bytes,
-expected_sha256=None)`` that returns an object with ``content``, ``mime_type`` and ``sha256``,
-chosen per turn by the business number the customer wrote to (each number has its own token). A
-download that fails is recorded on the turn (``media.error``) and the message is still answered:
-media is never a reason to lose a message.
+:class:`MediaFetcher` is the step of the inbound flow that turns a media id into a file in the
+media store (:mod:`app.conversations.mediastore`: ``MEDIA_DIR``, or a bucket every host reads). It
+works with any client offering ``download_media(media_id, *, max_bytes, expected_sha256=None)``
+that returns an object with ``content``, ``mime_type`` and ``sha256``, chosen per turn by the
+business number the customer wrote to (each number has its own token). A download that fails is
+recorded on the turn (``media.error``) and the message is still answered: media is never a reason
+to lose a message.
 
-The file goes to ``MEDIA_DIR/<phone_number_id>/<customer key>/<sha256><extension>``: a folder
-built only from ids of Meta's documented shape (:mod:`app.whatsapp.ids`) and checked to resolve
-inside ``MEDIA_DIR``; a turn whose ids do not pass is recorded with :class:`MediaPathError`.
+The file's key is ``<phone_number_id>/<customer key>/<sha256><extension>``, built only from ids of
+Meta's documented shape (:mod:`app.whatsapp.ids`); a turn whose ids do not pass is recorded with
+:class:`MediaPathError`. The turn records the key (``media.key``), which names the same file on
+every host.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ import binascii
 import hashlib
 import logging
 import mimetypes
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
+from app.conversations.mediastore import MediaPathError, MediaStore
 from app.conversations.turns import CustomerTurn
 from app.errors import ConversationError
 from app.whatsapp.ids import is_customer_id, is_phone_number_id
@@ -46,12 +46,12 @@ class MediaFetcher:
     def __init__(
         self,
         client_for: Callable[[str], MediaDownloader],
-        media_dir: str | Path,
+        store: MediaStore,
         max_bytes: int,
     ):
         self.client_for = client_for
         """The downloader of a business number (the turn's ``phone_number_id``)."""
-        self.media_dir = Path(media_dir)
+        self.store = store
         self.max_bytes = max_bytes
 
     def __call__(self, turn: CustomerTurn) -> CustomerTurn:
@@ -72,50 +72,28 @@ class MediaFetcher:
             expected = decode_sha256(media.get("sha256"))
             if expected is not None and expected != digest:
                 raise MediaRejected("content does not match the webhook's sha256")
-            path = self.store(folder, content, download.mime_type or media.get("mime_type"), digest)
+            mime_type = download.mime_type or media.get("mime_type")
+            extension = mimetypes.guess_extension((mime_type or "").split(";")[0].strip())
+            # Named by its hash: a redelivery rewrites the same file.
+            key = f"{folder}/{digest.hex()}{extension or '.bin'}"
+            self.store.put(key, content, mime_type)
         except Exception as exc:  # noqa: BLE001 - recorded on the turn; the message goes on
             log.warning("media of %s not stored: %s", turn.id, type(exc).__name__)
             return turn.with_media(stored=False, error=f"{type(exc).__name__}: {exc}"[:200])
-        return turn.with_media(stored=True, path=str(path), size=len(content))
+        return turn.with_media(stored=True, key=key, size=len(content))
 
-    def folder_for(self, turn: CustomerTurn) -> Path:
-        """The folder of the turn's customer under the media directory: ``<phone_number_id>/
-        <customer key>``, both validated ids, and checked to resolve inside the directory (a
-        symlink planted there is not followed out). Raises :class:`MediaPathError` otherwise."""
+    def folder_for(self, turn: CustomerTurn) -> str:
+        """The folder of the turn's customer in the store, ``<phone_number_id>/<customer key>``,
+        both validated ids; :class:`MediaPathError` otherwise."""
         if not is_phone_number_id(turn.phone_number_id):
             raise MediaPathError("the business number is not a phone number id")
         if not is_customer_id(turn.customer):
             raise MediaPathError("the customer is not named by a phone number or user id")
-        root = self.media_dir.resolve()
-        folder = (root / turn.phone_number_id / turn.customer).resolve()
-        if not folder.is_relative_to(root) or folder == root:
-            raise MediaPathError("the customer's media folder is outside MEDIA_DIR")
-        return folder
-
-    def store(self, folder: Path, content: bytes, mime_type: str | None, digest: bytes) -> Path:
-        """Write ``content`` in ``folder`` (from :meth:`folder_for`), named by its hash (a
-        redelivery rewrites the same file), atomically (a reader never sees half a file)."""
-        extension = mimetypes.guess_extension((mime_type or "").split(";")[0].strip()) or ".bin"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{digest.hex()}{extension}"
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return path
+        return f"{turn.phone_number_id}/{turn.customer}"
 
 
 class MediaRejected(ConversationError):
     """Downloaded media failed a check (size or hash)."""
-
-
-class MediaPathError(ConversationError):
-    """A turn's ids do not make a folder inside ``MEDIA_DIR``: nothing is downloaded or written,
-    and no retry can change that (the ids are never echoed: a customer id may be a phone)."""
 
 
 def decode_sha256(value: Any) -> bytes | None:

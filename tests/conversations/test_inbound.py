@@ -7,7 +7,6 @@ import base64
 import hashlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from app.conversations.inbound import (
     reply_id,
 )
 from app.conversations.media import MediaFetcher
+from app.conversations.mediastore import LocalMediaStore
 from app.conversations.responders.rules import HANDOFF_REPLIES, RulesResponder
 from app.conversations.responders.service import ReplyService
 from app.conversations.turns import CustomerTurn
@@ -287,13 +287,13 @@ def image(media_id: str, content: bytes, caption: str = "Taj Mahal") -> dict:
 
 def test_media_is_downloaded_verified_stored_and_described(flow, tmp_path):
     downloader = FakeDownloader({"1003383421387256": JPEG})
-    flow.fetch_media = MediaFetcher(lambda number: downloader, tmp_path, max_bytes=10_000)
+    flow.fetch_media = MediaFetcher(lambda number: downloader, LocalMediaStore(tmp_path), max_bytes=10_000)
     wamid, (reply,) = flow.say("573001234567", image("1003383421387256", JPEG))
     (answered,) = flow.answered
     media = answered["structured"]["media"]
     assert media["stored"] is True and media["size"] == len(JPEG)
-    assert Path(media["path"]).read_bytes() == JPEG
-    assert Path(media["path"]).parent == tmp_path / NUMBER / "573001234567"
+    assert media["key"].startswith(f"{NUMBER}/573001234567/")
+    assert (tmp_path / media["key"]).read_bytes() == JPEG
     assert answered["text"] == "[image: image/jpeg] Taj Mahal"
     assert downloader.calls == [("1003383421387256", 10_000)]
     assert reply is not None
@@ -301,7 +301,7 @@ def test_media_is_downloaded_verified_stored_and_described(flow, tmp_path):
 
 def test_media_that_fails_its_checks_is_not_stored_but_the_message_is_answered(flow, tmp_path):
     downloader = FakeDownloader({"1": JPEG, "2": b"x" * 20_000})
-    flow.fetch_media = MediaFetcher(lambda number: downloader, tmp_path, max_bytes=10_000)
+    flow.fetch_media = MediaFetcher(lambda number: downloader, LocalMediaStore(tmp_path), max_bytes=10_000)
     tampered = image("1", b"something else")
     _, (first,) = flow.say("573001234567", tampered)
     _, (second,) = flow.say("573001234567", image("2", b"x" * 20_000))

@@ -13,6 +13,7 @@ import pytest
 
 from app.conversations.inbound import handle_webhook
 from app.conversations.media import MediaFetcher
+from app.conversations.mediastore import LocalMediaStore
 from app.conversations.turns import CustomerTurn
 from tests.stack import TEST_CREDENTIALS, text_webhook
 
@@ -92,7 +93,7 @@ def media_dir(tmp_path):
 @pytest.mark.unit
 def test_a_customer_id_that_is_a_path_stores_nothing_anywhere(tmp_path, media_dir):
     downloader = Downloader()
-    fetch = MediaFetcher(lambda number: downloader, media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: downloader, LocalMediaStore(media_dir), max_bytes=10_000)
     for customer in hostile_ids(tmp_path):
         media = fetch(turn(customer)).structured["media"]
         assert media["stored"] is False
@@ -108,7 +109,7 @@ def test_a_customer_id_that_is_a_path_stores_nothing_anywhere(tmp_path, media_di
 def test_a_business_number_that_is_a_path_stores_nothing(tmp_path, media_dir, number):
     number = number.format(root=tmp_path)
     downloader = Downloader()
-    fetch = MediaFetcher(lambda number: downloader, media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: downloader, LocalMediaStore(media_dir), max_bytes=10_000)
     media = fetch(turn(CUSTOMER, phone_number_id=number)).structured["media"]
     assert media["stored"] is False and media["error"].startswith("MediaPathError: ")
     assert downloader.calls == [] and everything_under(tmp_path) == set()
@@ -121,7 +122,7 @@ def test_a_media_dir_reached_through_a_symlink_outside_is_refused(tmp_path, medi
     outside.mkdir()
     (media_dir / NUMBER).mkdir(parents=True)
     (media_dir / NUMBER / CUSTOMER).symlink_to(outside, target_is_directory=True)
-    fetch = MediaFetcher(lambda number: Downloader(), media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: Downloader(), LocalMediaStore(media_dir), max_bytes=10_000)
     media = fetch(turn(CUSTOMER)).structured["media"]
     assert media["stored"] is False and media["error"].startswith("MediaPathError: ")
     assert list(outside.iterdir()) == []
@@ -130,10 +131,10 @@ def test_a_media_dir_reached_through_a_symlink_outside_is_refused(tmp_path, medi
 @pytest.mark.unit
 @pytest.mark.parametrize("customer", [CUSTOMER, USER_ID, "US.ENT.11815799212886844830"])
 def test_phones_and_business_scoped_ids_are_stored_in_their_folder(media_dir, customer):
-    fetch = MediaFetcher(lambda number: Downloader(), media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: Downloader(), LocalMediaStore(media_dir), max_bytes=10_000)
     media = fetch(turn(customer)).structured["media"]
     assert media["stored"] is True
-    path = Path(media["path"])
+    path = media_dir / media["key"]
     assert path.parent == media_dir / NUMBER / customer and path.read_bytes() == JPEG
 
 
@@ -156,7 +157,7 @@ def image_webhook(sender: str, media_id: str = MEDIA_ID) -> dict:
 def test_a_webhook_from_a_path_creates_nothing_outside_the_media_dir(redis_client, tmp_path):
     media_dir = media_dir_in(tmp_path)
     downloader = Downloader()
-    fetch = MediaFetcher(lambda number: downloader, media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: downloader, LocalMediaStore(media_dir), max_bytes=10_000)
     for sender in hostile_ids(tmp_path):
         try:
             handle_webhook(
@@ -175,7 +176,7 @@ def test_a_webhook_from_a_path_creates_nothing_outside_the_media_dir(redis_clien
 def test_a_webhook_from_a_customer_stores_their_image(redis_client, tmp_path):
     media_dir = media_dir_in(tmp_path)
     turns: list[dict] = []
-    fetch = MediaFetcher(lambda number: Downloader(), media_dir, max_bytes=10_000)
+    fetch = MediaFetcher(lambda number: Downloader(), LocalMediaStore(media_dir), max_bytes=10_000)
     handle_webhook(
         image_webhook(CUSTOMER),
         redis_client=redis_client,
@@ -183,4 +184,4 @@ def test_a_webhook_from_a_customer_stores_their_image(redis_client, tmp_path):
         fetch_media=fetch,
     )
     (stored,) = turns
-    assert Path(stored["structured"]["media"]["path"]).parent == media_dir / NUMBER / CUSTOMER
+    assert (media_dir / stored["structured"]["media"]["key"]).parent == media_dir / NUMBER / CUSTOMER

@@ -108,3 +108,27 @@ def test_text_format_is_redacted_too():
         line = emit(formatter, "customer 573001234567 with token EAAtoken-abcdef-123456")
     assert line.endswith("[task_id=t-1]")
     assert "573001234567" not in line and "EAAtoken" not in line and "********4567" in line
+
+
+def test_s3_credentials_are_redacted_from_settings_and_from_boto3s_environment():
+    env = {
+        **ENV,
+        "MEDIA_STORE": "s3",
+        "MEDIA_S3_BUCKET": "media",
+        "MEDIA_S3_ACCESS_KEY_ID": "AKIAEXAMPLEID000001",
+        "MEDIA_S3_SECRET_ACCESS_KEY": "media-s3-secret-0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-chain-secret-0123456789",
+    }
+    redactor = Redactor(
+        secret_values(load_settings(env, env_file=None, require_gateway=False), env)
+    )
+    line = emit(
+        JsonFormatter(redactor=redactor),
+        "signing with %s %s %s",
+        "AKIAEXAMPLEID000001",
+        "media-s3-secret-0123456789",
+        "aws-chain-secret-0123456789",
+    )
+    assert "AKIAEXAMPLEID000001" not in line
+    assert "media-s3-secret-0123456789" not in line
+    assert "aws-chain-secret-0123456789" not in line
