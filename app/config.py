@@ -493,6 +493,18 @@ class Settings(BaseSettings):
         "SIMULATOR_WEBHOOK_URL", "", "Where the simulator delivers its webhooks."
     )
     simulator_faults: str = _env("SIMULATOR_FAULTS", "", "Simulator faults, as JSON.")
+    simulator_latency_ms: float = _env(
+        "SIMULATOR_LATENCY_MS",
+        150.0,
+        "Median delay of the simulator's sends and media calls, as Meta's; 0: answer at once.",
+        ge=0,
+    )
+    simulator_latency_p99_ms: float = _env(
+        "SIMULATOR_LATENCY_P99_MS",
+        700.0,
+        "99th percentile of that delay: the tail of a lognormal model (docs/SIMULATOR.md).",
+        ge=0,
+    )
     simulator_not_on_whatsapp: str = _env(
         "SIMULATOR_NOT_ON_WHATSAPP",
         "",

@@ -91,8 +91,6 @@ NO_FAULTS = {
     "throttle_rate": 0,
     "timeout_rate": 0,
     "slow_rate": 0,
-    "latency_ms": 0,
-    "latency_jitter_ms": 0,
     "error_codes": {},
     "failed_rate": 0,
     "status_order": "in_order",
@@ -100,7 +98,7 @@ NO_FAULTS = {
     "hang_recipients": [],
     "late_answer_rate": 0,
 }
-"""Every fault of the simulator off."""
+"""Every fault of the simulator off; its latency model (Meta's answer times) stays on."""
 
 
 @dataclass
@@ -185,7 +183,7 @@ class Drill:
         return ids
 
     def faults(self, **faults) -> None:
-        """Set the simulator's faults: ``faults``, and every other one off."""
+        """Set the simulator's faults: ``faults``, and every other one off but the latency."""
         response = requests.put(
             f"{self.simulator_url}/_sim/faults", json={**NO_FAULTS, **faults}, timeout=5
         )
@@ -308,6 +306,7 @@ def drill_stack(
             f"http://127.0.0.1:{web_port}/webhooks/whatsapp",
             status_delay=status_delay,
             extra_args=simulator_args,
+            latency_ms=None,  # Meta's answer times: drills rehearse production
         )
         drill.processes.append(simulator)
         web, drill.web_url = start_web(env, web_port)
