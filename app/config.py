@@ -434,7 +434,10 @@ class Settings(BaseSettings):
         "ALERT_MIN_DURATION_SAMPLES", 5, "Samples in the window before a mean counts.", ge=0
     )
     alert_queue_size: int = _env(
-        "ALERT_QUEUE_SIZE", 1000, "Tasks waiting in one queue that fire queue_backlog.", ge=0
+        "ALERT_QUEUE_SIZE",
+        1000,
+        "Messages waiting in one queue (a send lane: of one number) that fire queue_backlog.",
+        ge=0,
     )
     alert_signature_failures: int = _env(
         "ALERT_SIGNATURE_FAILURES", 10, "Bad webhook signatures in the window that fire.", ge=0

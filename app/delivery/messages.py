@@ -60,6 +60,25 @@ return 1
 """
 
 # KEYS[1] send lock. ARGV[1] the holder's token. Deletes the lock only if this holder still has it.
+# KEYS: SEND_PENDING, SEND_WAITING, the message's hash. ARGV: the message id.
+# The message leaves the pending set; if it was there, its lane and number count one less.
+_LEAVE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[3], 'priority', 'phone_number_id')
+local field = (f[1] or '') .. ':' .. (f[2] or '')
+if redis.call('HINCRBY', KEYS[2], field, -1) <= 0 then redis.call('HDEL', KEYS[2], field) end
+return 1
+"""
+
+# KEYS and ARGV as _LEAVE, then ARGV[2]: the score. The message joins the pending set; if it
+# was not there, its lane and number count one more.
+_ENTER = """
+if redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[3], 'priority', 'phone_number_id')
+redis.call('HINCRBY', KEYS[2], (f[1] or '') .. ':' .. (f[2] or ''), 1)
+return 1
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -136,6 +155,11 @@ class MessageRecord:
         }
 
 
+def waiting_field(priority: str, phone_number_id: str | None) -> str:
+    """The field of ``SEND_WAITING`` that counts lane ``priority`` of a number."""
+    return f"{priority}:{phone_number_id or ''}"
+
+
 class MessageStore:
     """Outbound message records, keyed by the gateway's message id."""
 
@@ -144,6 +168,8 @@ class MessageStore:
         self._advance = redis_client.register_script(_ADVANCE)
         self._unlock = redis_client.register_script(_UNLOCK)
         self._id_or_hold = redis_client.register_script(_ID_OR_HOLD)
+        self._leave = redis_client.register_script(_LEAVE)
+        self._enter = redis_client.register_script(_ENTER)
 
     @staticmethod
     def key(message_id: str) -> str:
@@ -231,12 +257,29 @@ class MessageStore:
         )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
         pipe.zadd(keys.SEND_PENDING, {message_id: now})
+        pipe.hincrby(keys.SEND_WAITING, waiting_field(priority, phone_number_id), 1)
 
     def delete(self, *message_ids: str) -> None:
         """Forget messages that were never enqueued (their request failed before the broker took them)."""
         if message_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for message_id in message_ids:
+                self._leave_pending(message_id, pipe)
+            pipe.execute()
             self.redis.delete(*[k for i in message_ids for k in (self.key(i), self.history_key(i))])
-            self.redis.zrem(keys.SEND_PENDING, *message_ids)
+
+    def _leave_pending(self, message_id: str, pipe: Any = None) -> None:
+        """Take the message out of ``SEND_PENDING`` and its lane's depth (in ``pipe`` if given)."""
+        keys_ = [keys.SEND_PENDING, keys.SEND_WAITING, self.key(message_id)]
+        if pipe is not None:
+            pipe.eval(_LEAVE, len(keys_), *keys_, message_id)
+        else:
+            self._leave(keys=keys_, args=[message_id])
+
+    def waiting(self, priority: str, phone_number_id: str | None) -> int:
+        """Messages of lane ``priority`` and number waiting to be sent (see ``SEND_WAITING``)."""
+        value = self.redis.hget(keys.SEND_WAITING, waiting_field(priority, phone_number_id))
+        return int(value or 0)
 
     def expect_run(self, message_id: str, at: float | None = None) -> None:
         """Note that a send task for the message is due to run at ``at`` (default now)."""
@@ -246,11 +289,12 @@ class MessageStore:
         """Note that a send task for each of the messages is due to run at ``at`` (default now)."""
         if message_ids:
             due = at or time.time()
-            self.redis.zadd(keys.SEND_PENDING, dict.fromkeys(message_ids, due))
+            # xx: only messages still pending; one whose send ended stays out (and uncounted).
+            self.redis.zadd(keys.SEND_PENDING, dict.fromkeys(message_ids, due), xx=True)
 
     def send_ended(self, message_id: str) -> None:
         """The message is with Meta or dead-lettered: no send task is expected any more."""
-        self.redis.zrem(keys.SEND_PENDING, message_id)
+        self._leave_pending(message_id)
 
     def overdue(self, before: float, limit: int = 1000) -> list[str]:
         """Messages whose send task was due to run before ``before``, most overdue first."""
@@ -329,7 +373,7 @@ class MessageStore:
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "attempts", attempt)
-        pipe.zadd(keys.SEND_PENDING, {message_id: time.time()})
+        pipe.zadd(keys.SEND_PENDING, {message_id: time.time()}, xx=True)
         self.advance(message_id, SENDING, note={"attempt": attempt}, pipe=pipe)
         pipe.execute()
 
@@ -390,7 +434,8 @@ class MessageStore:
             json.dumps({"status": QUEUED, "at": now, "replayed": True}),
         )
         pipe.expire(self.history_key(message_id), keys.MESSAGE_TTL)
-        pipe.zadd(keys.SEND_PENDING, {message_id: now})
+        keys_ = [keys.SEND_PENDING, keys.SEND_WAITING, key]
+        pipe.eval(_ENTER, len(keys_), *keys_, message_id, now)
         pipe.execute()
 
     def record_wamid(self, message_id: str, wamid: str) -> list[dict[str, Any]]:
@@ -403,7 +448,7 @@ class MessageStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=keys.WAMID_INDEX_TTL)
-        pipe.zrem(keys.SEND_PENDING, message_id)
+        self._leave_pending(message_id, pipe)
         self.advance(message_id, SENT, pipe=pipe)
         pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
         return [json.loads(item) for item in pipe.execute()[-1]]
