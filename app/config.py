@@ -98,6 +98,29 @@ def parse_rates(spec: str) -> dict[str, float]:
     return rates
 
 
+SEND_LANES = ("high", "normal", "bulk")
+"""The send lanes, most urgent first."""
+
+
+def parse_lane_caps(spec: str) -> dict[str, int]:
+    """Per-lane caps from ``"bulk=100000,normal=500000"``; a lane not named (or 0) has none.
+
+    Raises ValueError naming the entry that is malformed.
+    """
+    caps: dict[str, int] = {}
+    items = filter(None, (part.strip() for part in spec.split(",")))
+    for position, item in enumerate(items, start=1):
+        lane, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or lane not in SEND_LANES or not value.isdigit():
+            raise ValueError(
+                f"SEND_QUEUE_CAPS entry {position} must be <lane>=<messages>, the lane one of "
+                + ", ".join(SEND_LANES)
+            )
+        if int(value):
+            caps[lane] = int(value)
+    return caps
+
+
 def _env(name: str, default: Any, doc: str, secret: bool = False, **constraints: Any) -> Any:
     """A field read from the environment variable ``name``; ``doc`` is its one-line reason."""
     return Field(
@@ -236,6 +259,11 @@ class Settings(BaseSettings):
         "SEND_RATE_LIMITS",
         {},
         "Per-number rates: <phone_number_id>=<messages/s>, comma-separated.",
+    )
+    send_queue_caps: Annotated[dict[str, int], NoDecode] = _env(
+        "SEND_QUEUE_CAPS",
+        {"bulk": 100_000},
+        "Messages a lane may hold per sending number before the API answers 429 queue_full.",
     )
     send_rate_burst_seconds: float = _env(
         "SEND_RATE_BURST_SECONDS",
@@ -601,6 +629,11 @@ class Settings(BaseSettings):
     @classmethod
     def _rates(cls, value: Any) -> Any:
         return parse_rates(value) if isinstance(value, str) else value
+
+    @field_validator("send_queue_caps", mode="before")
+    @classmethod
+    def _caps(cls, value: Any) -> Any:
+        return parse_lane_caps(value) if isinstance(value, str) else value
 
     @field_validator("window_fallback_template")
     @classmethod
