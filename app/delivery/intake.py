@@ -109,6 +109,8 @@ class Submission:
     note: dict[str, Any] = field(default_factory=dict)
     phone_number_id: str | None = None
     """The sending number; None for the configured one."""
+    customer: str | None = None
+    """The customer's key, looked up once here and kept on the record for the sends."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,11 @@ def prepare(
     # The window is per (business number, customer): the one this message is sent from.
     address = "to" if message.get("to") else "recipient"
     customer = message.get(address, "")
+    known = None
     if customers is not None and message.get("recipient_type") != "group":
-        customer = customers.key_for(sender, customer)
+        customer = known = customers.key_for(sender, customer)
     if not is_free_form(message) or windows.is_open(sender, customer):
-        return Submission(message, priority, phone_number_id=sender)
+        return Submission(message, priority, phone_number_id=sender, customer=known)
     if fallback is None:
         raise Refused(
             "window_closed",
@@ -174,7 +177,7 @@ def prepare(
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}
-    return Submission(fallback.message_for(message), priority, note, sender)
+    return Submission(fallback.message_for(message), priority, note, sender, known)
 
 
 def accept(
@@ -209,7 +212,15 @@ def accept(
     try:
         store.create_many(
             [
-                NewMessage(i, s.message, s.priority, idempotency_key, s.note, s.phone_number_id)
+                NewMessage(
+                    i,
+                    s.message,
+                    s.priority,
+                    idempotency_key,
+                    s.note,
+                    s.phone_number_id,
+                    s.customer,
+                )
                 for i, s in zip(ids, submissions, strict=True)
             ]
         )

@@ -108,6 +108,8 @@ class NewMessage:
     note: dict[str, Any] | None = None
     phone_number_id: str | None = None
     """The sending number; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
+    customer: str | None = None
+    """The customer's key (``CustomerBook.key_for``), when the caller has already looked it up."""
 
 
 @dataclass
@@ -134,6 +136,9 @@ class MessageRecord:
     """The number it is sent from; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
     recipient: str | None = None
     """The customer's business-scoped user id, for a message addressed by ``recipient``."""
+    customer: str | None = None
+    """The customer's key (``CustomerBook.key_for``) as it was when the message was accepted,
+    so that a send need not look it up again; None on records older than it (look it up)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the API returns."""
@@ -189,17 +194,27 @@ class MessageStore:
         note: dict[str, Any] | None = None,
         created_at: float | None = None,
         phone_number_id: str | None = None,
+        customer: str | None = None,
     ) -> bool:
         """Record a new queued message; False (and nothing changed) if the id already exists.
 
         ``note`` goes into the first history entry (say, that a template replaced the message);
-        ``phone_number_id`` is the sending number (None: the configured one).
+        ``phone_number_id`` is the sending number (None: the configured one); ``customer`` the
+        customer's key, if the caller knows it (see :attr:`MessageRecord.customer`).
         """
         if not self.redis.hsetnx(self.key(message_id), "id", message_id):
             return False
         pipe = self.redis.pipeline(transaction=False)
         self._write_new(
-            pipe, message_id, payload, priority, idempotency_key, note, created_at, phone_number_id
+            pipe,
+            message_id,
+            payload,
+            priority,
+            idempotency_key,
+            note,
+            created_at,
+            phone_number_id,
+            customer,
         )
         pipe.execute()
         return True
@@ -217,6 +232,7 @@ class MessageStore:
                 m.note,
                 None,
                 m.phone_number_id,
+                m.customer,
             )
         pipe.execute()
 
@@ -230,6 +246,7 @@ class MessageStore:
         note: dict[str, Any] | None,
         created_at: float | None,
         phone_number_id: str | None = None,
+        customer: str | None = None,
     ) -> None:
         now = time.time()
         key = self.key(message_id)
@@ -250,6 +267,8 @@ class MessageStore:
             record["idempotency_key"] = idempotency_key
         if phone_number_id:
             record["phone_number_id"] = phone_number_id
+        if customer:
+            record["customer"] = customer
         pipe.hset(key, mapping=record)
         pipe.expire(key, keys.MESSAGE_TTL)
         pipe.rpush(
@@ -330,6 +349,7 @@ class MessageStore:
             history=[json.loads(h) for h in entries],
             phone_number_id=data.get("phone_number_id") or None,
             recipient=data.get("recipient") or None,
+            customer=data.get("customer") or None,
         )
 
     def advance(
