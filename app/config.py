@@ -320,6 +320,13 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
     )
+    send_batch_concurrency: int = _env(
+        "SEND_BATCH_CONCURRENCY",
+        10,
+        "Graph calls a batch task keeps in flight: what holds a number at its rate under latency.",
+        ge=1,
+        le=64,
+    )
     window_fallback_template: str = _env(
         "WINDOW_FALLBACK_TEMPLATE",
         "",
