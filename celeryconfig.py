@@ -113,8 +113,7 @@ SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
 SEND_BATCH_MAX_WAIT = 1.0
 """Seconds a batch task waits in place for its rate-limit turn; a longer wait hands the rest on
 as a new batch for that turn. Waiting in place keeps its calls in flight and its process busy
-sending: a batch handed on for every turn spent its process waiting for its last calls instead.
-A batch still gives way at once to a task on the high lane (see ``send_batch``)."""
+sending: a batch handed on for every turn spent its process waiting for its last calls instead."""
 
 EXCHANGE_PREFIX = "wa."
 """Each queue is bound to an exchange of its own, ``wa.<queue>``, under its own routing key. A bare

@@ -125,7 +125,7 @@ class SendBatchTask(SendTask):
 @shared_task(bind=True, base=SendBatchTask, name="outbound.send_batch", max_retries=None)
 def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
     """Send recorded messages of one lane in one task, up to ``SEND_BATCH_CONCURRENCY`` Graph
-    calls in flight, giving way to the high lane between messages.
+    calls in flight.
 
     Each message keeps its own lock, status, retries and dead-lettering, exactly as with
     ``send_message``; the batch saves the broker round trips of a task per message. The task
@@ -134,19 +134,17 @@ def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
     hundreds of milliseconds, and the rate limiter sees one caller. When it makes a message
     wait, the task waits in place up to ``SEND_BATCH_MAX_WAIT``; past that the rest go on as
     one batch when the message's turn comes. A message to retry goes on alone, with its own
-    countdown. Before each claim, a task waiting on the high lane, or a batch past
-    ``SEND_BATCH_TIME_BUDGET`` seconds, hands the rest on at once: a reply never waits for a
-    campaign's batch to end, and a slow Graph API cannot push a batch into its time limits.
+    countdown. A batch past ``SEND_BATCH_TIME_BUDGET`` seconds hands the rest on, so a slow
+    Graph API cannot push it into its time limits. Replies do not wait for batches: the
+    Procfile's ``send-high`` process serves the high lane alone.
     """
     s = sender()
     started = time.monotonic()
     outcomes: collections.Counter[str] = collections.Counter()
     slots = threading.BoundedSemaphore(celeryconfig.SEND_BATCH_CONCURRENCY)
-    high_lane = celeryconfig.SEND_QUEUES["high"]
 
-    def give_way() -> bool:
-        over_budget = time.monotonic() - started > celeryconfig.SEND_BATCH_TIME_BUDGET
-        return over_budget or s.store.redis.llen(high_lane) > 0
+    def over_budget() -> bool:
+        return time.monotonic() - started > celeryconfig.SEND_BATCH_TIME_BUDGET
 
     def claim(message_id: str) -> Claim | SendResult:
         slots.acquire()  # a thread free for its call before a token is taken for it
@@ -155,7 +153,7 @@ def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
             not isinstance(claimed, Claim)
             and claimed.outcome is SendOutcome.RATE_LIMITED
             and claimed.retry_in <= celeryconfig.SEND_BATCH_MAX_WAIT
-            and not give_way()
+            and not over_budget()
         ):
             time.sleep(claimed.retry_in)
             claimed = send_one(s, message_id, lambda: claim_send(s, message_id))
@@ -179,7 +177,7 @@ def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
         celeryconfig.SEND_BATCH_CONCURRENCY, thread_name_prefix="send"
     ) as calls:
         for index, message_id in enumerate(message_ids):
-            if index and give_way():
+            if index and over_budget():
                 hand_on(s, message_ids[index:], priority, countdown=0)
                 outcomes["handed_on"] += len(message_ids) - index
                 break

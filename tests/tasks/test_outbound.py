@@ -147,15 +147,6 @@ def test_a_batch_waits_in_place_for_a_near_turn(redis_client, graph, monkeypatch
     assert queued_tasks(redis_client, "send.bulk") == []
 
 
-def test_a_batch_gives_way_to_the_high_lane_between_messages(redis_client, graph):
-    ids = recorded(redis_client, 4)
-    enqueue_sends([("a-reply", "high")])
-    outcome = run_as_worker(send_batch, "batch-9", ids, "bulk")
-    assert outcome == {"sent": 1, "handed_on": 3}
-    ((name, args, eta),) = queued_tasks(redis_client, "send.bulk")
-    assert (name, args, eta) == ("outbound.send_batch", [ids[1:], "bulk"], None)
-
-
 def test_a_batch_past_its_time_budget_hands_its_rest_to_a_new_batch(
     redis_client, graph, monkeypatch
 ):
