@@ -328,6 +328,10 @@ class MessageStore:
             data, entries = pipe.execute()
         else:
             data, entries = self.redis.hgetall(self.key(message_id)), []
+        return self._record(data, entries)
+
+    @staticmethod
+    def _record(data: dict[str, Any], entries: list[str]) -> MessageRecord | None:
         if not data or "payload" not in data:
             return None
         return MessageRecord(
@@ -415,6 +419,18 @@ class MessageStore:
         """Take the message's send lock for ``ttl`` seconds; False if another run holds it."""
         key = keys.SEND_LOCK.format(message_id=message_id)
         return bool(self.redis.set(key, token, nx=True, px=max(1, int(ttl * 1000))))
+
+    def lock_and_get(
+        self, message_id: str, token: str, ttl: float
+    ) -> tuple[bool, MessageRecord | None]:
+        """:meth:`lock_send` and the record without its history, in one round trip: what every
+        send attempt starts with. The record is read after the lock is taken."""
+        pipe = self.redis.pipeline(transaction=False)
+        lock = keys.SEND_LOCK.format(message_id=message_id)
+        pipe.set(lock, token, nx=True, px=max(1, int(ttl * 1000)))
+        pipe.hgetall(self.key(message_id))
+        locked, data = pipe.execute()
+        return bool(locked), self._record(data, [])
 
     def lock_remaining(self, message_id: str) -> float:
         """Seconds until the send lock expires by itself (0 if it is free)."""

@@ -111,10 +111,10 @@ def claim_send(sender: Sender, message_id: str) -> Claim | SendResult:
     limiter. A :class:`Claim` if the message is to be sent now, else what became of it."""
     store = sender.store
     token = uuid.uuid4().hex
-    if not store.lock_send(message_id, token, sender.lock_ttl):
+    locked, record = store.lock_and_get(message_id, token, sender.lock_ttl)
+    if not locked:
         # Another delivery of this task is sending it, or died doing so: come back after it,
         # unless it has already finished.
-        record = store.get(message_id, history=False)
         if nothing_to_send(record):
             return _finished(record)
         wait = sender.policy.bounded(store.lock_remaining(message_id) or 1.0)
@@ -122,7 +122,6 @@ def claim_send(sender: Sender, message_id: str) -> Claim | SendResult:
         return SendResult(SendOutcome.LOCKED, wait)
     claim = None
     try:
-        record = store.get(message_id, history=False)
         if nothing_to_send(record):
             if record is not None and record.wamid:
                 # A run that died right after recording the wamid left these to apply.
