@@ -283,12 +283,14 @@ def drill_stack(
     visibility_timeout: int = VISIBILITY_TIMEOUT,
     status_delay: float = 0.05,
     simulator_args: list[str] | None = None,
+    latency_ms: float | None = None,
     **env: str,
 ) -> Iterator[Drill]:
     """Start the stack (without send workers) and stop every process of it afterwards.
 
     ``env`` is added to :data:`DRILL_ENV` for every process; ``simulator_args`` go to
-    ``wa-gateway simulator``.
+    ``wa-gateway simulator``. The simulator answers at Meta's speed (``SIMULATOR_LATENCY_MS``)
+    unless ``latency_ms`` says otherwise.
     """
     redis_server = RedisServer().start()
     sim_port, web_port = free_port(), free_port()
@@ -306,7 +308,7 @@ def drill_stack(
             f"http://127.0.0.1:{web_port}/webhooks/whatsapp",
             status_delay=status_delay,
             extra_args=simulator_args,
-            latency_ms=None,  # Meta's answer times: drills rehearse production
+            latency_ms=latency_ms,
         )
         drill.processes.append(simulator)
         web, drill.web_url = start_web(env, web_port)
