@@ -115,10 +115,16 @@ class Drill:
 
     # --- processes --------------------------------------------------------------------------
 
-    def worker(self, queues: str = SEND_QUEUES, concurrency: int = 4, **env: str) -> Process:
+    def worker(
+        self, queues: str = SEND_QUEUES, concurrency: int = 4, pool: str = "prefork", **env: str
+    ) -> Process:
         """Start a send worker (by default) with ``env`` over the drill's environment."""
         proc = start_worker(
-            {**self.env, **env}, queues=queues, concurrency=concurrency, name="drill-worker"
+            {**self.env, **env},
+            queues=queues,
+            concurrency=concurrency,
+            pool=pool,
+            name="drill-worker",
         )
         self.processes.append(proc)
         return proc
