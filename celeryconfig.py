@@ -102,8 +102,18 @@ task, so a reply never waits behind others in a batch."""
 SEND_BATCH_SIZE = _settings.send_batch_size
 """Messages per batch task; 1 sends every message as a task of its own."""
 
+SEND_BATCH_CONCURRENCY = _settings.send_batch_concurrency
+"""Graph calls one batch task keeps in flight, each on a thread of the task, while the task itself
+takes the locks and rate-limit tokens one message at a time: at 300 ms a call, 80 messages/s need
+24 in flight, more than a pool has processes (docs/BENCHMARKS.md)."""
+
 SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
 """Seconds a batch task sends before handing the rest of its messages to a new batch task."""
+
+SEND_BATCH_MAX_WAIT = 1.0
+"""Seconds a batch task waits in place for its rate-limit turn; a longer wait hands the rest on
+as a new batch for that turn. Waiting in place keeps its calls in flight and its process busy
+sending: a batch handed on for every turn spent its process waiting for its last calls instead."""
 
 EXCHANGE_PREFIX = "wa."
 """Each queue is bound to an exchange of its own, ``wa.<queue>``, under its own routing key. A bare

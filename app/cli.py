@@ -64,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         help="initial faults as JSON, e.g. '{\"error_rate\": 0.1}'",
     )
     sim.add_argument(
+        "--latency-ms",
+        type=float,
+        default=settings.simulator_latency_ms,
+        help="median delay of each send and media call, lognormal (0 = answer at once)",
+    )
+    sim.add_argument(
+        "--latency-p99-ms",
+        type=float,
+        default=settings.simulator_latency_p99_ms,
+        help="99th percentile of that delay",
+    )
+    sim.add_argument(
         "--throughput",
         type=float,
         default=None,
@@ -224,6 +236,11 @@ def _simulator_serve(args: argparse.Namespace) -> int:
     config.not_on_whatsapp = {n.strip() for n in args.not_on_whatsapp.split(",") if n.strip()}
     faults = Faults()
     try:
+        faults.update(latency_model(args.latency_ms, args.latency_p99_ms))
+    except ValueError as exc:
+        print(f"--latency-ms, --latency-p99-ms: {exc}", file=sys.stderr)
+        return 2
+    try:
         faults.update(json.loads(args.faults) if args.faults else {})
     except ValueError as exc:
         print(f"--faults: {exc}", file=sys.stderr)
@@ -237,6 +254,20 @@ def _simulator_serve(args: argparse.Namespace) -> int:
     )
     serve(config, faults, args.host, args.port)
     return 0
+
+
+def latency_model(median_ms: float, p99_ms: float) -> dict[str, float | str]:
+    """The simulator's faults for Meta's answer times: lognormal, ``median_ms`` in the middle and
+    ``p99_ms`` at the 99th percentile (none at all when the median is 0)."""
+    if median_ms < 0 or p99_ms < median_ms:
+        raise ValueError("the latency's p99 must be at least its median, and both at least 0")
+    if not median_ms:
+        return {"latency_ms": 0.0, "latency_jitter_ms": 0.0}
+    return {
+        "latency_ms": median_ms,
+        "latency_jitter_ms": p99_ms - median_ms,
+        "latency_distribution": "lognormal",
+    }
 
 
 def _simulator_say(args: argparse.Namespace) -> int:

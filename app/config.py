@@ -99,6 +99,29 @@ def parse_rates(spec: str) -> dict[str, float]:
     return rates
 
 
+SEND_LANES = ("high", "normal", "bulk")
+"""The send lanes, most urgent first."""
+
+
+def parse_lane_caps(spec: str) -> dict[str, int]:
+    """Per-lane caps from ``"bulk=100000,normal=500000"``; a lane not named (or 0) has none.
+
+    Raises ValueError naming the entry that is malformed.
+    """
+    caps: dict[str, int] = {}
+    items = filter(None, (part.strip() for part in spec.split(",")))
+    for position, item in enumerate(items, start=1):
+        lane, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or lane not in SEND_LANES or not value.isdigit():
+            raise ValueError(
+                f"SEND_QUEUE_CAPS entry {position} must be <lane>=<messages>, the lane one of "
+                + ", ".join(SEND_LANES)
+            )
+        if int(value):
+            caps[lane] = int(value)
+    return caps
+
+
 def _env(name: str, default: Any, doc: str, secret: bool = False, **constraints: Any) -> Any:
     """A field read from the environment variable ``name``; ``doc`` is its one-line reason."""
     return Field(
@@ -238,6 +261,11 @@ class Settings(BaseSettings):
         {},
         "Per-number rates: <phone_number_id>=<messages/s>, comma-separated.",
     )
+    send_queue_caps: Annotated[dict[str, int], NoDecode] = _env(
+        "SEND_QUEUE_CAPS",
+        {"bulk": 100_000},
+        "Messages a lane may hold per sending number before the API answers 429 queue_full.",
+    )
     send_rate_burst_seconds: float = _env(
         "SEND_RATE_BURST_SECONDS",
         0.1,
@@ -306,6 +334,13 @@ class Settings(BaseSettings):
         False,
         "Keep a message's body once it is delivered; by default only its status, ids and "
         "history stay.",
+    )
+    send_batch_concurrency: int = _env(
+        "SEND_BATCH_CONCURRENCY",
+        10,
+        "Graph calls a batch task keeps in flight: what holds a number at its rate under latency.",
+        ge=1,
+        le=64,
     )
     window_fallback_template: str = _env(
         "WINDOW_FALLBACK_TEMPLATE",
@@ -472,7 +507,10 @@ class Settings(BaseSettings):
         "ALERT_MIN_DURATION_SAMPLES", 5, "Samples in the window before a mean counts.", ge=0
     )
     alert_queue_size: int = _env(
-        "ALERT_QUEUE_SIZE", 1000, "Tasks waiting in one queue that fire queue_backlog.", ge=0
+        "ALERT_QUEUE_SIZE",
+        1000,
+        "Messages waiting in one queue (a send lane: of one number) that fire queue_backlog.",
+        ge=0,
     )
     alert_signature_failures: int = _env(
         "ALERT_SIGNATURE_FAILURES", 10, "Bad webhook signatures in the window that fire.", ge=0
@@ -531,6 +569,18 @@ class Settings(BaseSettings):
         "SIMULATOR_WEBHOOK_URL", "", "Where the simulator delivers its webhooks."
     )
     simulator_faults: str = _env("SIMULATOR_FAULTS", "", "Simulator faults, as JSON.")
+    simulator_latency_ms: float = _env(
+        "SIMULATOR_LATENCY_MS",
+        150.0,
+        "Median delay of the simulator's sends and media calls, as Meta's; 0: answer at once.",
+        ge=0,
+    )
+    simulator_latency_p99_ms: float = _env(
+        "SIMULATOR_LATENCY_P99_MS",
+        700.0,
+        "99th percentile of that delay: the tail of a lognormal model (docs/SIMULATOR.md).",
+        ge=0,
+    )
     simulator_not_on_whatsapp: str = _env(
         "SIMULATOR_NOT_ON_WHATSAPP",
         "",
@@ -624,6 +674,11 @@ class Settings(BaseSettings):
     @classmethod
     def _rates(cls, value: Any) -> Any:
         return parse_rates(value) if isinstance(value, str) else value
+
+    @field_validator("send_queue_caps", mode="before")
+    @classmethod
+    def _caps(cls, value: Any) -> Any:
+        return parse_lane_caps(value) if isinstance(value, str) else value
 
     @field_validator("window_fallback_template")
     @classmethod

@@ -206,3 +206,9 @@ SEND_PENDING = PREFIX + ":send:pending"
 is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis
 transport pops a task before it records it as unacknowledged, so a worker killed in between
 loses it); the recovery sweep enqueues it again. No TTL: members leave when the send ends."""
+
+SEND_WAITING = PREFIX + ":send:waiting"
+"""Hash of ``<lane>:<phone_number_id>`` (empty id: the configured number) to the messages of that
+lane and number in ``SEND_PENDING``: the queue's depth in messages, whether a task carries one or
+a batch, read by the metrics, the ``queue_backlog`` alert and the lanes' caps. Changed in the same
+script as ``SEND_PENDING``, so the two agree. No TTL: fields leave when they reach 0."""

@@ -91,8 +91,6 @@ NO_FAULTS = {
     "throttle_rate": 0,
     "timeout_rate": 0,
     "slow_rate": 0,
-    "latency_ms": 0,
-    "latency_jitter_ms": 0,
     "error_codes": {},
     "failed_rate": 0,
     "status_order": "in_order",
@@ -100,7 +98,7 @@ NO_FAULTS = {
     "hang_recipients": [],
     "late_answer_rate": 0,
 }
-"""Every fault of the simulator off."""
+"""Every fault of the simulator off; its latency model (Meta's answer times) stays on."""
 
 
 @dataclass
@@ -117,10 +115,16 @@ class Drill:
 
     # --- processes --------------------------------------------------------------------------
 
-    def worker(self, queues: str = SEND_QUEUES, concurrency: int = 4, **env: str) -> Process:
+    def worker(
+        self, queues: str = SEND_QUEUES, concurrency: int = 4, pool: str = "prefork", **env: str
+    ) -> Process:
         """Start a send worker (by default) with ``env`` over the drill's environment."""
         proc = start_worker(
-            {**self.env, **env}, queues=queues, concurrency=concurrency, name="drill-worker"
+            {**self.env, **env},
+            queues=queues,
+            concurrency=concurrency,
+            pool=pool,
+            name="drill-worker",
         )
         self.processes.append(proc)
         return proc
@@ -185,7 +189,7 @@ class Drill:
         return ids
 
     def faults(self, **faults) -> None:
-        """Set the simulator's faults: ``faults``, and every other one off."""
+        """Set the simulator's faults: ``faults``, and every other one off but the latency."""
         response = requests.put(
             f"{self.simulator_url}/_sim/faults", json={**NO_FAULTS, **faults}, timeout=5
         )
@@ -285,12 +289,14 @@ def drill_stack(
     visibility_timeout: int = VISIBILITY_TIMEOUT,
     status_delay: float = 0.05,
     simulator_args: list[str] | None = None,
+    latency_ms: float | None = None,
     **env: str,
 ) -> Iterator[Drill]:
     """Start the stack (without send workers) and stop every process of it afterwards.
 
     ``env`` is added to :data:`DRILL_ENV` for every process; ``simulator_args`` go to
-    ``wa-gateway simulator``.
+    ``wa-gateway simulator``. The simulator answers at Meta's speed (``SIMULATOR_LATENCY_MS``)
+    unless ``latency_ms`` says otherwise.
     """
     redis_server = RedisServer().start()
     sim_port, web_port = free_port(), free_port()
@@ -308,6 +314,7 @@ def drill_stack(
             f"http://127.0.0.1:{web_port}/webhooks/whatsapp",
             status_delay=status_delay,
             extra_args=simulator_args,
+            latency_ms=latency_ms,
         )
         drill.processes.append(simulator)
         web, drill.web_url = start_web(env, web_port)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> dict:
         "refusals": {},
     }
     try:
-        sim, sim_url = start_simulator(env, sim_port, None)  # replies only; no status webhooks
+        sim, sim_url = start_simulator(env, sim_port, None, latency_ms=None)  # no status webhooks
         processes.append(sim)
         web = procfile_web("app.web:create_app()", web_port, env)
         processes.append(web)

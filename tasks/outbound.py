@@ -4,8 +4,11 @@ messages of one lane per task (see ``send_batch``)."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
+import threading
 import time
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -21,9 +24,12 @@ from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
 from app.delivery.ratelimit import SendRateLimiter
 from app.delivery.sender import (
+    Claim,
     Sender,
     SendOutcome,
     SendResult,
+    claim_send,
+    complete_send,
     handle_send_failure,
     nothing_to_send,
     recover_lost_sends,
@@ -70,11 +76,14 @@ class SendTask(GatewayTask):
         return dl.POISON
 
 
-def send_one(s: Sender, message_id: str) -> SendResult:
-    """Everything a send task does for one message, short of deferring it (see send_message)."""
+def send_one(
+    s: Sender, message_id: str, step: Callable[[], Claim | SendResult] | None = None
+) -> Claim | SendResult:
+    """Everything a send task does for one message, short of deferring it (see send_message):
+    ``step`` (default: the whole send), with a failure of ours kept as a dead letter."""
     try:
         try:
-            return send_recorded_message(s, message_id)
+            return step() if step is not None else send_recorded_message(s, message_id)
         except SoftTimeLimitExceeded:
             # The send hung past the task's soft limit: a timeout, like any other.
             timeout = GraphTimeoutError("the send exceeded the task's time limit")
@@ -115,33 +124,74 @@ class SendBatchTask(SendTask):
 
 @shared_task(bind=True, base=SendBatchTask, name="outbound.send_batch", max_retries=None)
 def send_batch(self, message_ids: list[str], priority: str) -> dict[str, int]:
-    """Send recorded messages of one lane, one after the other, in one task.
+    """Send recorded messages of one lane in one task, up to ``SEND_BATCH_CONCURRENCY`` Graph
+    calls in flight.
 
     Each message keeps its own lock, status, retries and dead-lettering, exactly as with
-    ``send_message``; the batch only saves the broker round trips of a task per message. A
-    message to retry goes on alone, with its own countdown. When the rate limiter makes a message
-    wait, the rest of the batch waits with it: they go on as one batch, when that message's turn
-    comes. A batch that has sent for ``SEND_BATCH_TIME_BUDGET`` seconds hands the rest to a new
-    batch, so a slow Graph API cannot push it into its time limits.
+    ``send_message``; the batch saves the broker round trips of a task per message. The task
+    claims the messages one after the other (lock, rate-limit token, attempt) and hands each
+    claimed one's Graph call to a thread, so a number stays at its rate when each call takes
+    hundreds of milliseconds, and the rate limiter sees one caller. When it makes a message
+    wait, the task waits in place up to ``SEND_BATCH_MAX_WAIT``; past that the rest go on as
+    one batch when the message's turn comes. A message to retry goes on alone, with its own
+    countdown. A batch past ``SEND_BATCH_TIME_BUDGET`` seconds hands the rest on, so a slow
+    Graph API cannot push it into its time limits. Replies do not wait for batches: the
+    Procfile's ``send-high`` process serves the high lane alone.
     """
     s = sender()
     started = time.monotonic()
     outcomes: collections.Counter[str] = collections.Counter()
-    for index, message_id in enumerate(message_ids):
-        if index and time.monotonic() - started > celeryconfig.SEND_BATCH_TIME_BUDGET:
-            hand_on(s, message_ids[index:], priority, countdown=0)
-            outcomes["handed_on"] += len(message_ids) - index
-            break
-        result = send_one(s, message_id)
+    slots = threading.BoundedSemaphore(celeryconfig.SEND_BATCH_CONCURRENCY)
+
+    def over_budget() -> bool:
+        return time.monotonic() - started > celeryconfig.SEND_BATCH_TIME_BUDGET
+
+    def claim(message_id: str) -> Claim | SendResult:
+        slots.acquire()  # a thread free for its call before a token is taken for it
+        claimed = send_one(s, message_id, lambda: claim_send(s, message_id))
+        while (
+            not isinstance(claimed, Claim)
+            and claimed.outcome is SendOutcome.RATE_LIMITED
+            and claimed.retry_in <= celeryconfig.SEND_BATCH_MAX_WAIT
+            and not over_budget()
+        ):
+            time.sleep(claimed.retry_in)
+            claimed = send_one(s, message_id, lambda: claim_send(s, message_id))
+        if not isinstance(claimed, Claim):
+            slots.release()
+        return claimed
+
+    def complete(claim: Claim) -> SendResult:
+        try:
+            return send_one(s, claim.message_id, lambda: complete_send(s, claim))
+        finally:
+            slots.release()
+
+    def settle(message_id: str, result: SendResult) -> None:
         outcomes[result.outcome.value] += 1
-        if result.retry_in is None:
-            continue
-        countdown = bounded_countdown(result.retry_in)
-        if result.outcome is SendOutcome.RATE_LIMITED:
-            hand_on(s, message_ids[index:], priority, countdown)
-            outcomes["handed_on"] += len(message_ids) - index - 1
-            break
-        enqueue_send_message(message_id, priority, countdown=countdown)
+        if result.retry_in is not None and result.outcome is not SendOutcome.RATE_LIMITED:
+            enqueue_send_message(message_id, priority, countdown=bounded_countdown(result.retry_in))
+
+    in_flight: list[tuple[str, concurrent.futures.Future[SendResult]]] = []
+    with concurrent.futures.ThreadPoolExecutor(
+        celeryconfig.SEND_BATCH_CONCURRENCY, thread_name_prefix="send"
+    ) as calls:
+        for index, message_id in enumerate(message_ids):
+            if index and over_budget():
+                hand_on(s, message_ids[index:], priority, countdown=0)
+                outcomes["handed_on"] += len(message_ids) - index
+                break
+            claimed = claim(message_id)
+            if isinstance(claimed, Claim):
+                in_flight.append((message_id, calls.submit(complete, claimed)))
+                continue
+            settle(message_id, claimed)
+            if claimed.outcome is SendOutcome.RATE_LIMITED:
+                hand_on(s, message_ids[index:], priority, bounded_countdown(claimed.retry_in))
+                outcomes["handed_on"] += len(message_ids) - index - 1
+                break
+        for message_id, call in in_flight:
+            settle(message_id, call.result())
     return dict(outcomes)
 
 

@@ -283,8 +283,14 @@ def start_simulator(
     meta_rules: bool = False,
     extra_args: list[str] | None = None,
     host: str = "127.0.0.1",
+    latency_ms: float | None = 0.0,
 ) -> tuple[Process, str]:
     """The Cloud API simulator on ``host:port``; returns it and its base URL.
+
+    It answers at once (``latency_ms`` 0) unless told otherwise: tests assert behaviour, never
+    timings, and Meta's ~150 ms a send would only slow the suite. A test about latency passes its
+    median; benchmarks and drills pass None, the simulator's realistic default
+    (``SIMULATOR_LATENCY_MS``).
 
     Unless ``meta_rules``, the rules that depend on a customer's history (the 24-hour window and
     the per-recipient limit) are off, so tests can send to numbers that never wrote.
@@ -301,6 +307,8 @@ def start_simulator(
     ]
     if webhook_url:
         argv += ["--webhook-url", webhook_url]
+    if latency_ms is not None:
+        argv += ["--latency-ms", str(latency_ms), "--latency-p99-ms", str(latency_ms * 4)]
     if faults:
         argv += ["--faults", json.dumps(faults)]
     if not meta_rules:

@@ -340,7 +340,13 @@ def answer_turn(
     }
     # Created once; a second pass (after a crash) finds it and enqueues again: the send is idempotent.
     # Sent from the number the customer wrote to: the window and the conversation are that number's.
-    store.create(message_id, payload, priority="high", phone_number_id=turn.phone_number_id)
+    store.create(
+        message_id,
+        payload,
+        priority="high",
+        phone_number_id=turn.phone_number_id,
+        customer=turn.customer,
+    )
     enqueue_reply(_reply_record(turn, message_id, body, source))
     enqueue_send(message_id, "high")
     return message_id

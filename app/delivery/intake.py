@@ -6,12 +6,15 @@ is only reported accepted once its record exists and the broker holds its send t
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.config import Settings
 from app.conversations.customers import CustomerBook
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
@@ -49,6 +52,54 @@ class Refused(DeliveryError):
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+class QueueFull(DeliveryError):
+    """A lane of a sending number holds its cap of messages: the request is refused whole, to be
+    tried again after ``retry_after`` seconds, when that many have drained at the number's rate."""
+
+    def __init__(self, lane: str, phone_number_id: str, waiting: int, cap: int, retry_after: int):
+        self.lane = lane
+        self.phone_number_id = phone_number_id
+        self.waiting = waiting
+        self.cap = cap
+        self.retry_after = retry_after
+        super().__init__(
+            f"the {lane} lane of number {phone_number_id} holds {waiting} messages and takes "
+            f"at most {cap}: retry after {retry_after} s"
+        )
+
+
+MAX_RETRY_AFTER = 3600
+"""The longest ``Retry-After`` a full lane answers: past an hour, a client should look again."""
+
+
+@dataclass(frozen=True)
+class LaneCaps:
+    """The messages each lane may hold per sending number (``SEND_QUEUE_CAPS``; a lane without a
+    cap has none), and each number's send rate, which tells a refused client when to come back."""
+
+    caps: Mapping[str, int]
+    rates: Mapping[str, float] = field(default_factory=dict)
+    default_rate: float = 80.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LaneCaps:
+        return cls(settings.send_queue_caps, settings.send_rate_limits, settings.send_rate_limit)
+
+    def check(self, store: MessageStore, submissions: Sequence[Submission]) -> None:
+        """Raise :class:`QueueFull` if accepting ``submissions`` would take a capped lane of a
+        number past its cap. A soft cap: requests checked side by side may pass it by their
+        own size."""
+        adding = collections.Counter(
+            (s.priority, s.phone_number_id or "") for s in submissions if s.priority in self.caps
+        )
+        for (lane, number), count in adding.items():
+            cap, waiting = self.caps[lane], store.waiting(lane, number or None)
+            if waiting + count > cap:
+                rate = self.rates.get(number, self.default_rate)
+                wait = math.ceil((waiting + count - cap) / rate)
+                raise QueueFull(lane, number, waiting, cap, max(1, min(MAX_RETRY_AFTER, wait)))
+
+
 @dataclass(frozen=True)
 class Submission:
     """One validated message ready to record: what to send, on which lane, and any history note."""
@@ -58,6 +109,8 @@ class Submission:
     note: dict[str, Any] = field(default_factory=dict)
     phone_number_id: str | None = None
     """The sending number; None for the configured one."""
+    customer: str | None = None
+    """The customer's key, looked up once here and kept on the record for the sends."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +165,11 @@ def prepare(
     # The window is per (business number, customer): the one this message is sent from.
     address = "to" if message.get("to") else "recipient"
     customer = message.get(address, "")
+    known = None
     if customers is not None and message.get("recipient_type") != "group":
-        customer = customers.key_for(sender, customer)
+        customer = known = customers.key_for(sender, customer)
     if not is_free_form(message) or windows.is_open(sender, customer):
-        return Submission(message, priority, phone_number_id=sender)
+        return Submission(message, priority, phone_number_id=sender, customer=known)
     if fallback is None:
         raise Refused(
             "window_closed",
@@ -123,7 +177,7 @@ def prepare(
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}
-    return Submission(fallback.message_for(message), priority, note, sender)
+    return Submission(fallback.message_for(message), priority, note, sender, known)
 
 
 def accept(
@@ -134,11 +188,13 @@ def accept(
     idempotency: IdempotencyStore | None = None,
     idempotency_key: str | None = None,
     digest: str | None = None,
+    caps: LaneCaps | None = None,
 ) -> Accepted:
     """Record and enqueue ``submissions``; with an idempotency key, at most once per key.
 
-    Raises ``IdempotencyConflict`` / ``IdempotencyInProgress`` for a key already used, and
-    whatever the broker raised if it refused the tasks (then nothing is kept).
+    Raises ``IdempotencyConflict`` / ``IdempotencyInProgress`` for a key already used,
+    :class:`QueueFull` if a lane is at its cap (a repeat of an accepted request is still
+    answered), and whatever the broker raised if it refused the tasks (then nothing is kept).
     """
     ids = [uuid.uuid4().hex for _ in submissions]
     keyed = idempotency is not None and idempotency_key is not None and digest is not None
@@ -147,9 +203,24 @@ def accept(
         if earlier is not None:
             return Accepted(earlier.ids, replayed=True)
     try:
+        if caps is not None:
+            caps.check(store, submissions)
+    except QueueFull:
+        if keyed:
+            idempotency.release(idempotency_key)
+        raise
+    try:
         store.create_many(
             [
-                NewMessage(i, s.message, s.priority, idempotency_key, s.note, s.phone_number_id)
+                NewMessage(
+                    i,
+                    s.message,
+                    s.priority,
+                    idempotency_key,
+                    s.note,
+                    s.phone_number_id,
+                    s.customer,
+                )
                 for i, s in zip(ids, submissions, strict=True)
             ]
         )

@@ -117,6 +117,25 @@ return 1
 """
 
 # KEYS[1] send lock. ARGV[1] the holder's token. Deletes the lock only if this holder still has it.
+# KEYS: SEND_PENDING, SEND_WAITING, the message's hash. ARGV: the message id.
+# The message leaves the pending set; if it was there, its lane and number count one less.
+_LEAVE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[3], 'priority', 'phone_number_id')
+local field = (f[1] or '') .. ':' .. (f[2] or '')
+if redis.call('HINCRBY', KEYS[2], field, -1) <= 0 then redis.call('HDEL', KEYS[2], field) end
+return 1
+"""
+
+# KEYS and ARGV as _LEAVE, then ARGV[2]: the score. The message joins the pending set; if it
+# was not there, its lane and number count one more.
+_ENTER = """
+if redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[3], 'priority', 'phone_number_id')
+redis.call('HINCRBY', KEYS[2], (f[1] or '') .. ':' .. (f[2] or ''), 1)
+return 1
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -146,6 +165,8 @@ class NewMessage:
     note: dict[str, Any] | None = None
     phone_number_id: str | None = None
     """The sending number; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
+    customer: str | None = None
+    """The customer's key (``CustomerBook.key_for``), when the caller has already looked it up."""
 
 
 @dataclass
@@ -174,6 +195,9 @@ class MessageRecord:
     """The number it is sent from; None for the configured ``WHATSAPP_PHONE_NUMBER_ID``."""
     recipient: str | None = None
     """The customer's business-scoped user id, for a message addressed by ``recipient``."""
+    customer: str | None = None
+    """The customer's key (``CustomerBook.key_for``) as it was when the message was accepted,
+    so that a send need not look it up again; None on records older than it (look it up)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the API returns."""
@@ -212,6 +236,11 @@ def unfold_history(folded: str | None, created_at: float) -> list[dict[str, Any]
     return entries
 
 
+def waiting_field(priority: str, phone_number_id: str | None) -> str:
+    """The field of ``SEND_WAITING`` that counts lane ``priority`` of a number."""
+    return f"{priority}:{phone_number_id or ''}"
+
+
 _FINAL_JSON = json.dumps(dict.fromkeys(sorted(FINAL), 1))
 _CODES_JSON = json.dumps(HISTORY_CODES)
 
@@ -239,6 +268,8 @@ class MessageStore:
         self._advance = redis_client.register_script(_ADVANCE)
         self._unlock = redis_client.register_script(_UNLOCK)
         self._id_or_hold = redis_client.register_script(_ID_OR_HOLD)
+        self._leave = redis_client.register_script(_LEAVE)
+        self._enter = redis_client.register_script(_ENTER)
 
     @staticmethod
     def key(message_id: str) -> str:
@@ -258,17 +289,27 @@ class MessageStore:
         note: dict[str, Any] | None = None,
         created_at: float | None = None,
         phone_number_id: str | None = None,
+        customer: str | None = None,
     ) -> bool:
         """Record a new queued message; False (and nothing changed) if the id already exists.
 
         ``note`` goes into the first history entry (say, that a template replaced the message);
-        ``phone_number_id`` is the sending number (None: the configured one).
+        ``phone_number_id`` is the sending number (None: the configured one); ``customer`` the
+        customer's key, if the caller knows it (see :attr:`MessageRecord.customer`).
         """
         if not self.redis.hsetnx(self.key(message_id), "id", message_id):
             return False
         pipe = self.redis.pipeline(transaction=False)
         self._write_new(
-            pipe, message_id, payload, priority, idempotency_key, note, created_at, phone_number_id
+            pipe,
+            message_id,
+            payload,
+            priority,
+            idempotency_key,
+            note,
+            created_at,
+            phone_number_id,
+            customer,
         )
         pipe.execute()
         return True
@@ -286,6 +327,7 @@ class MessageStore:
                 m.note,
                 None,
                 m.phone_number_id,
+                m.customer,
             )
         pipe.execute()
 
@@ -299,6 +341,7 @@ class MessageStore:
         note: dict[str, Any] | None,
         created_at: float | None,
         phone_number_id: str | None = None,
+        customer: str | None = None,
     ) -> None:
         now = time.time()
         key = self.key(message_id)
@@ -319,6 +362,8 @@ class MessageStore:
             record["idempotency_key"] = idempotency_key
         if phone_number_id:
             record["phone_number_id"] = phone_number_id
+        if customer:
+            record["customer"] = customer
         pipe.hset(key, mapping=record)
         pipe.expire(key, self.retention)
         pipe.rpush(
@@ -326,12 +371,29 @@ class MessageStore:
         )
         pipe.expire(self.history_key(message_id), self.retention)
         pipe.zadd(keys.SEND_PENDING, {message_id: now})
+        pipe.hincrby(keys.SEND_WAITING, waiting_field(priority, phone_number_id), 1)
 
     def delete(self, *message_ids: str) -> None:
         """Forget messages that were never enqueued (their request failed before the broker took them)."""
         if message_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for message_id in message_ids:
+                self._leave_pending(message_id, pipe)
+            pipe.execute()
             self.redis.delete(*[k for i in message_ids for k in (self.key(i), self.history_key(i))])
-            self.redis.zrem(keys.SEND_PENDING, *message_ids)
+
+    def _leave_pending(self, message_id: str, pipe: Any = None) -> None:
+        """Take the message out of ``SEND_PENDING`` and its lane's depth (in ``pipe`` if given)."""
+        keys_ = [keys.SEND_PENDING, keys.SEND_WAITING, self.key(message_id)]
+        if pipe is not None:
+            pipe.eval(_LEAVE, len(keys_), *keys_, message_id)
+        else:
+            self._leave(keys=keys_, args=[message_id])
+
+    def waiting(self, priority: str, phone_number_id: str | None) -> int:
+        """Messages of lane ``priority`` and number waiting to be sent (see ``SEND_WAITING``)."""
+        value = self.redis.hget(keys.SEND_WAITING, waiting_field(priority, phone_number_id))
+        return int(value or 0)
 
     def expect_run(self, message_id: str, at: float | None = None) -> None:
         """Note that a send task for the message is due to run at ``at`` (default now)."""
@@ -341,11 +403,12 @@ class MessageStore:
         """Note that a send task for each of the messages is due to run at ``at`` (default now)."""
         if message_ids:
             due = at or time.time()
-            self.redis.zadd(keys.SEND_PENDING, dict.fromkeys(message_ids, due))
+            # xx: only messages still pending; one whose send ended stays out (and uncounted).
+            self.redis.zadd(keys.SEND_PENDING, dict.fromkeys(message_ids, due), xx=True)
 
     def send_ended(self, message_id: str) -> None:
         """The message is with Meta or dead-lettered: no send task is expected any more."""
-        self.redis.zrem(keys.SEND_PENDING, message_id)
+        self._leave_pending(message_id)
 
     def overdue(self, before: float, limit: int = 1000) -> list[str]:
         """Messages whose send task was due to run before ``before``, most overdue first."""
@@ -360,10 +423,14 @@ class MessageStore:
             data, entries = pipe.execute()
         else:
             data, entries = self.redis.hgetall(self.key(message_id)), []
+        return self._record(data, entries)
+
+    @staticmethod
+    def _record(data: dict[str, Any], entries: list[str]) -> MessageRecord | None:
         if not data or "status" not in data:
             return None
         return MessageRecord(
-            id=message_id,
+            id=data["id"],
             to=data.get("to", ""),
             payload=json.loads(data["payload"]) if "payload" in data else None,
             priority=data.get("priority", "normal"),
@@ -382,6 +449,7 @@ class MessageStore:
             + [json.loads(h) for h in entries],
             phone_number_id=data.get("phone_number_id") or None,
             recipient=data.get("recipient") or None,
+            customer=data.get("customer") or None,
         )
 
     def advance(
@@ -428,7 +496,7 @@ class MessageStore:
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "attempts", attempt)
-        pipe.zadd(keys.SEND_PENDING, {message_id: time.time()})
+        pipe.zadd(keys.SEND_PENDING, {message_id: time.time()}, xx=True)
         self.advance(message_id, SENDING, note={"attempt": attempt}, pipe=pipe)
         pipe.execute()
 
@@ -450,6 +518,18 @@ class MessageStore:
         """Take the message's send lock for ``ttl`` seconds; False if another run holds it."""
         key = keys.SEND_LOCK.format(message_id=message_id)
         return bool(self.redis.set(key, token, nx=True, px=max(1, int(ttl * 1000))))
+
+    def lock_and_get(
+        self, message_id: str, token: str, ttl: float
+    ) -> tuple[bool, MessageRecord | None]:
+        """:meth:`lock_send` and the record without its history, in one round trip: what every
+        send attempt starts with. The record is read after the lock is taken."""
+        pipe = self.redis.pipeline(transaction=False)
+        lock = keys.SEND_LOCK.format(message_id=message_id)
+        pipe.set(lock, token, nx=True, px=max(1, int(ttl * 1000)))
+        pipe.hgetall(self.key(message_id))
+        locked, data = pipe.execute()
+        return bool(locked), self._record(data, [])
 
     def lock_remaining(self, message_id: str) -> float:
         """Seconds until the send lock expires by itself (0 if it is free)."""
@@ -489,7 +569,8 @@ class MessageStore:
             json.dumps({"status": QUEUED, "at": now, "replayed": True}),
         )
         pipe.expire(self.history_key(message_id), self.retention)
-        pipe.zadd(keys.SEND_PENDING, {message_id: now})
+        keys_ = [keys.SEND_PENDING, keys.SEND_WAITING, key]
+        pipe.eval(_ENTER, len(keys_), *keys_, message_id, now)
         pipe.execute()
 
     def record_wamid(self, message_id: str, wamid: str) -> list[dict[str, Any]]:
@@ -502,7 +583,7 @@ class MessageStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=self.retention)
-        pipe.zrem(keys.SEND_PENDING, message_id)
+        self._leave_pending(message_id, pipe)
         self.advance(message_id, SENT, pipe=pipe)
         pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
         return [json.loads(item) for item in pipe.execute()[-1]]

@@ -88,21 +88,40 @@ class Sender:
     """Seconds the send lock lives: the task's hard time limit."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A message ready for its Graph call: its send lock held (``token``), a rate-limit token
+    taken, its attempt recorded. :func:`complete_send` makes the call and lets go of the lock."""
+
+    message_id: str
+    token: str
+    client: GraphClient
+    payload: dict
+    attempt: int
+
+
 def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
     """Send the message ``message_id`` unless Meta already has it; see the module docstring."""
+    claim = claim_send(sender, message_id)
+    return claim if isinstance(claim, SendResult) else complete_send(sender, claim)
+
+
+def claim_send(sender: Sender, message_id: str) -> Claim | SendResult:
+    """Everything before the Graph call: the lock, the record, the number's client and the rate
+    limiter. A :class:`Claim` if the message is to be sent now, else what became of it."""
     store = sender.store
     token = uuid.uuid4().hex
-    if not store.lock_send(message_id, token, sender.lock_ttl):
+    locked, record = store.lock_and_get(message_id, token, sender.lock_ttl)
+    if not locked:
         # Another delivery of this task is sending it, or died doing so: come back after it,
         # unless it has already finished.
-        record = store.get(message_id, history=False)
         if nothing_to_send(record):
             return _finished(record)
         wait = sender.policy.bounded(store.lock_remaining(message_id) or 1.0)
         store.expect_run(message_id, time.time() + wait)
         return SendResult(SendOutcome.LOCKED, wait)
+    claim = None
     try:
-        record = store.get(message_id, history=False)
         if nothing_to_send(record):
             if record is not None and record.wamid:
                 # A run that died right after recording the wamid left these to apply.
@@ -115,7 +134,7 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
             return handle_send_failure(sender, message_id, exc)
         # The limits are Meta's per sending number, so each number has its own bucket; the pair
         # bucket is the customer's, whether this message names them by phone or by BSUID.
-        customer = CustomerBook(store.redis).key_for(
+        customer = record.customer or CustomerBook(store.redis).key_for(
             client.phone_number_id, record.to or record.recipient or ""
         )
         wait = sender.limiter.acquire(client.phone_number_id, customer, record.priority)
@@ -128,19 +147,30 @@ def send_recorded_message(sender: Sender, message_id: str) -> SendResult:
         attempt = record.attempts + 1
         # Running now; a deferral after the answer moves the expectation to when it comes back.
         store.mark_sending(message_id, attempt)
+        claim = Claim(message_id, token, client, record.payload, attempt)
+        return claim
+    finally:
+        if claim is None:
+            store.unlock_send(message_id, token)
+
+
+def complete_send(sender: Sender, claim: Claim) -> SendResult:
+    """The Graph call of a claimed message, and its outcome recorded; the lock let go."""
+    message_id = claim.message_id
+    try:
         try:
-            result = client.send_message(record.payload)
+            result = claim.client.send_message(claim.payload)
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).
-        record_sent(store, message_id, result.wamid)
-        observe.send_succeeded(record.payload.get("type"))
+        record_sent(sender.store, message_id, result.wamid)
+        observe.send_succeeded(claim.payload.get("type"))
         log.info(
-            "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, attempt
+            "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, claim.attempt
         )
         return SendResult(SendOutcome.SENT)
     finally:
-        store.unlock_send(message_id, token)
+        sender.store.unlock_send(message_id, claim.token)
 
 
 def nothing_to_send(record: MessageRecord | None) -> bool:

@@ -31,6 +31,7 @@ import requests
 from app import keys
 from app.config import Settings, get_settings
 from app.errors import ConfigError
+from app.ops.queues import SEND_QUEUE_PREFIX
 from app.ops.state import DeploymentState
 
 log = logging.getLogger(__name__)
@@ -188,12 +189,17 @@ def check_ai_response_time(state: DeploymentState, t: AlertThresholds) -> Findin
 
 
 def check_queue_backlog(state: DeploymentState, t: AlertThresholds) -> Finding:
-    over = {q: n for q, n in state.queue_sizes.items() if n > t.queue_size}
-    largest = max(state.queue_sizes.values(), default=0)
+    """Messages waiting: a send lane's per sending number (a batch task counts its messages),
+    another queue's as a whole."""
+    sizes = {q: n for q, n in state.queue_sizes.items() if not q.startswith(SEND_QUEUE_PREFIX)}
+    for (lane, number), n in state.send_waiting.items():
+        sizes[f"{SEND_QUEUE_PREFIX}{lane} of {number}"] = n
+    over = {q: n for q, n in sizes.items() if n > t.queue_size}
+    largest = max(sizes.values(), default=0)
     if not over:
-        return Finding(False, f"largest queue holds {largest} tasks", largest, t.queue_size)
+        return Finding(False, f"largest queue holds {largest} messages", largest, t.queue_size)
     listed = ", ".join(f"{q}={n}" for q, n in sorted(over.items()))
-    return Finding(True, f"queues above {t.queue_size} tasks: {listed}", largest, t.queue_size)
+    return Finding(True, f"queues above {t.queue_size} messages: {listed}", largest, t.queue_size)
 
 
 def check_signature_failures(state: DeploymentState, t: AlertThresholds) -> Finding:

@@ -174,7 +174,8 @@ TASKS_IN_PROGRESS = Gauge(
 )
 
 STATE_METRICS = {
-    "whatsapp_message_queue_size": "Tasks waiting in each broker queue, priority sub-lists included.",
+    "whatsapp_message_queue_size": "Messages waiting in each queue: a send lane's however many a task carries.",
+    "whatsapp_send_queue_messages": "Messages waiting to be sent, by lane and sending number.",
     "whatsapp_tasks_unacked": "Tasks delivered to a worker and not yet acknowledged.",
     "whatsapp_active_conversations": "Customers who wrote within the active-conversation window (24 h).",
     "whatsapp_cache_hit_rate": "Reply-cache hits over lookups in the alert window; absent without lookups.",
@@ -416,6 +417,10 @@ class StateCollector(Collector):
         for queue, size in state.queue_sizes.items():
             queue_size.add_metric([queue], size)
         yield queue_size
+        waiting = self._gauge("whatsapp_send_queue_messages", ["lane", "phone_number_id"])
+        for (lane, number), count in sorted(state.send_waiting.items()):
+            waiting.add_metric([lane, number], count)
+        yield waiting
         unacked = self._gauge("whatsapp_tasks_unacked")
         unacked.add_metric([], state.unacked)
         yield unacked

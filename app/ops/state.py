@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 import redis
 
 from app import keys
+from app.config import get_settings
 from app.ops import window as w
 from app.ops.activity import ActiveConversations
 from app.ops.heartbeats import WorkerHeartbeats
-from app.ops.queues import KOMBU_PRIORITY_STEPS, queue_depths, unacked_count
+from app.ops.queues import (
+    KOMBU_PRIORITY_STEPS,
+    SEND_QUEUE_PREFIX,
+    queue_depths,
+    send_depths,
+    unacked_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +45,16 @@ class DeploymentState:
 
     at: float
     queue_sizes: dict[str, int]
+    """Messages waiting in each queue: a send lane's messages (batched or not), a task each
+    elsewhere (one webhook or turn)."""
     unacked: int
     active_conversations: int
     dead_letters: int | None
     heartbeat_ages: dict[str, float | None]
     window: dict[str, float] = field(default_factory=dict)
     window_seconds: float = w.DEFAULT_WINDOW_SECONDS
+    send_waiting: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Messages waiting to be sent, by (lane, sending number)."""
     dead_letters_growth: int | None = None
     """Set by the alert evaluator, which keeps the samples growth is measured against."""
 
@@ -89,9 +100,16 @@ def read_state(
     except Exception as exc:  # noqa: BLE001 - another subsystem's store must not break a scrape
         log.warning("dead-letter size unavailable: %s", type(exc).__name__)
         dead_letters = None
+    sizes = queue_depths(redis_client, queues, priority_steps)
+    send_waiting = send_depths(redis_client, get_settings().phone_number_id)
+    for queue in sizes:
+        if queue.startswith(SEND_QUEUE_PREFIX):
+            lane = queue.removeprefix(SEND_QUEUE_PREFIX)
+            sizes[queue] = sum(n for (of, _), n in send_waiting.items() if of == lane)
     return DeploymentState(
         at=now,
-        queue_sizes=queue_depths(redis_client, queues, priority_steps),
+        queue_sizes=sizes,
+        send_waiting=send_waiting,
         unacked=unacked_count(redis_client),
         active_conversations=ActiveConversations(redis_client).count(now),
         dead_letters=dead_letters,

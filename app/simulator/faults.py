@@ -12,8 +12,11 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-LATENCY_DISTRIBUTIONS = ("uniform", "normal", "exponential")
+LATENCY_DISTRIBUTIONS = ("uniform", "normal", "exponential", "lognormal")
 """How ``latency_ms`` and ``latency_jitter_ms`` shape the added delay."""
+
+Z_99 = 2.3263
+"""The standard normal's 99th percentile: turns a lognormal's p99 into its spread."""
 
 STATUS_ORDERS = ("in_order", "reversed", "shuffled")
 """The order in which a message's status webhooks are delivered."""
@@ -43,7 +46,9 @@ class Faults:
     """Added to every answer: the mean delay, spread by ``latency_jitter_ms``."""
     latency_jitter_ms: float = 0.0
     latency_distribution: str = "uniform"
-    """``uniform`` (mean ± jitter), ``normal`` (jitter is the deviation) or ``exponential``."""
+    """``uniform`` (mean ± jitter), ``normal`` (jitter is the deviation), ``exponential``, or
+    ``lognormal`` (``latency_ms`` is the median, ``latency_ms + latency_jitter_ms`` the 99th
+    percentile: most answers near the median, a long tail, as Meta's)."""
     error_codes: dict[str, float] = field(default_factory=dict)
     """Graph error code to probability, answered at once, e.g. ``{"131026": 0.05}``."""
     failed_rate: float = 0.0
@@ -89,6 +94,9 @@ class Faults:
             return 0.0
         if self.latency_distribution == "normal":
             value = rng.gauss(mean, jitter)
+        elif self.latency_distribution == "lognormal":
+            spread = math.log((mean + jitter) / mean) / Z_99 if mean > 0 else 0.0
+            value = mean * math.exp(rng.gauss(0.0, spread)) if mean > 0 else 0.0
         elif self.latency_distribution == "exponential":
             value = rng.expovariate(1 / mean) if mean > 0 else 0.0
         else:

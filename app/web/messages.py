@@ -7,6 +7,10 @@
 - ``POST /v1/messages/batch``: ``{"messages": [...]}``, up to 1,000, all or none accepted.
 - ``GET /v1/messages/<id>``: status, ``wamid``, attempts, error and history.
 
+A lane of a sending number that holds its cap of messages (``SEND_QUEUE_CAPS``: bulk 100,000 by
+default) answers 429 ``queue_full`` with ``Retry-After``; replies to customers, which the
+inbound pipeline records itself, are never refused.
+
 An ``Idempotency-Key`` header makes a POST safe to repeat: the same key and body return the same
 ids (``Idempotent-Replayed: true``) and enqueue nothing; the same key with another body is 409.
 """
@@ -126,6 +130,7 @@ def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
             idempotency=IdempotencyStore(redis_client),
             idempotency_key=key,
             digest=body_digest(body),
+            caps=intake.LaneCaps.from_settings(_settings()),
         )
         statuses = (
             intake.statuses(store, accepted.ids)
@@ -137,6 +142,14 @@ def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
             409,
             "idempotency_conflict",
             f"this {IDEMPOTENCY_HEADER} was used with a different body",
+        ) from None
+    except intake.QueueFull as full:
+        raise ApiError(
+            429,
+            "queue_full",
+            str(full),
+            field="priority",
+            headers={"Retry-After": str(full.retry_after)},
         ) from None
     except IdempotencyInProgress:
         raise ApiError(

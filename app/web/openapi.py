@@ -60,6 +60,20 @@ def _guarded(*, per_number: bool = False) -> dict[str, Any]:
 
 _NOT_FOUND = {"404": _error("no such message or dead letter")}
 
+_QUEUE_FULL = {
+    **_error(
+        "`queue_full`: the message's lane of its sending number holds its cap of messages "
+        "(`SEND_QUEUE_CAPS`; bulk 100,000 by default); nothing was accepted, retry after "
+        "`Retry-After` seconds"
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "seconds until that many messages have drained at the number's rate",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -489,6 +503,7 @@ def spec() -> dict[str, Any]:
                         "422": _error(
                             "invalid message or number (`field` names it), or `window_closed`"
                         ),
+                        "429": _QUEUE_FULL,
                     },
                 }
             },
@@ -533,6 +548,7 @@ def spec() -> dict[str, Any]:
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error("one or more messages refused (see `errors`)"),
+                        "429": _QUEUE_FULL,
                     },
                 }
             },

@@ -318,3 +318,16 @@ def test_turns_survive_the_trip_through_json():
         text="[location] x", structured={"location": {"latitude": 1.5}},
     )  # fmt: skip
     assert CustomerTurn.from_dict(turn.to_dict()) == turn
+
+
+def test_a_reply_is_never_refused_for_a_full_lane(flow, monkeypatch):
+    # The API refuses what a full lane cannot take (429 queue_full); a customer who wrote is
+    # answered whatever the lanes hold.
+    monkeypatch.setenv("SEND_QUEUE_CAPS", "high=1,normal=1,bulk=1")
+    store = MessageStore(flow.redis)
+    for i in range(3):
+        store.create(f"queued-{i}", {"to": "573001111111"}, "high", phone_number_id=NUMBER)
+    assert store.waiting("high", NUMBER) == 3
+    _, (reply,) = flow.say("573001234567", {"type": "text", "text": {"body": "Hola"}})
+    assert reply is not None and flow.sends == [(reply, "high")]
+    assert store.waiting("high", NUMBER) == 4

@@ -36,7 +36,9 @@ from tests.stack import child_pids, wait_for
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Drill]:
-    with drill_stack() as drill:
+    # The drills' outcomes at a test's scale; they assert no timings, so the simulator answers at
+    # once rather than at Meta's speed (python -m drills runs them with it).
+    with drill_stack(latency_ms=0) as drill:
         yield drill
 
 
@@ -155,6 +157,25 @@ def test_two_workers_share_one_rate_limit(drill):
     assert len(arrivals) == 200
     assert busiest <= limit + burst
     assert arrivals[-1] - arrivals[0] >= (200 - burst) / limit - 1  # it was paced, not dumped
+
+
+def test_a_high_send_overtakes_a_bulk_backlog_against_a_slow_graph_api(drill):
+    # Meta answers in about 200 ms here; the workers are the Procfile's two send processes.
+    drill.faults(latency_ms=200, latency_jitter_ms=300, latency_distribution="lognormal")
+    env = {"SEND_RATE_LIMITS": f"{NUMBER}=20"}  # 200 bulk messages: ten seconds of backlog
+    drill.worker(concurrency=2, **env)
+    drill.worker(queues="send.high", concurrency=4, pool="threads", **env)
+    bulk = recipients(5, 200)
+    bulk_ids = drill.submit(bulk, priority="bulk")
+    wait_for(lambda: sum(drill.count(bulk).values()) >= 10, timeout=60)  # the campaign is sending
+    reply = recipients(6, 1)
+    reply_ids = drill.submit(reply, priority="high")
+    wait_for(lambda: drill.count(reply)[reply[0]] == 1, timeout=60)
+    bulk_sent_before_reply = sum(drill.count(bulk).values())
+    report("overtake", bulk=len(bulk), bulk_sent_before_the_reply=bulk_sent_before_reply)
+    assert bulk_sent_before_reply < len(bulk) / 2  # the reply did not wait for the campaign
+    statuses = drill.wait_final(bulk_ids + reply_ids, timeout=120)
+    assert all(status == READ for status in statuses.values())
 
 
 def test_poison_message_is_dead_lettered_after_bounded_redeliveries(drill):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import keys
 from app.delivery.messages import (
     DELIVERED,
     FAILED,
@@ -144,3 +145,25 @@ def test_a_compacted_record_is_still_created_once_only(store):
     deliver(store, "m1", "wamid.1")
     assert not store.create("m1", PAYLOAD, "high")
     assert store.get("m1").status == DELIVERED
+def test_the_depth_counts_messages_per_lane_and_number_until_their_send_ends(store):
+    from app.delivery.messages import NewMessage
+
+    store.create_many(
+        [NewMessage(f"b{i}", PAYLOAD, "bulk", None, None, "106540352242922") for i in range(3)]
+        + [NewMessage("o1", PAYLOAD, "bulk", None, None, "106540352242923")]
+    )
+    store.create("h1", PAYLOAD, "high")  # the configured number
+    assert store.waiting("bulk", "106540352242922") == 3
+    assert (store.waiting("bulk", "106540352242923"), store.waiting("high", None)) == (1, 1)
+    store.mark_sending("b0", 1)
+    store.expect_runs(["b0", "b1"])  # moving a due time counts nothing twice
+    assert store.waiting("bulk", "106540352242922") == 3
+    store.record_wamid("b0", "wamid.b0")
+    store.send_ended("b1")  # dead-lettered
+    store.send_ended("b1")  # twice: counted once
+    store.expect_run("b1")  # a late deferral does not bring an ended send back
+    assert store.waiting("bulk", "106540352242922") == 1
+    store.reset_for_replay("b1")
+    assert store.waiting("bulk", "106540352242922") == 2
+    store.delete("b1", "b2", "o1", "h1")
+    assert store.redis.hgetall(keys.SEND_WAITING) == {}

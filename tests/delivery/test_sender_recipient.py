@@ -49,6 +49,24 @@ def test_the_pair_limit_is_shared_by_the_phone_and_the_bsuid_of_one_customer(red
     assert client.sent == [{**text, "to": PHONE}]
 
 
+def test_a_send_uses_the_customer_key_on_its_record(redis_client):
+    client = RecordingClient()
+    sender = Sender(
+        store=MessageStore(redis_client),
+        dead_letters=DeadLetterStore(redis_client),
+        client_for=lambda number: client,
+        limiter=SendRateLimiter(redis_client, default_rate=1000, pair_interval=60, pair_burst=1),
+        policy=RetryPolicy(max_deferral=30),
+        lock_ttl=30,
+    )
+    text = {"messaging_product": "whatsapp", "type": "text", "text": {"body": "hi"}}
+    # The book knows nothing of these two numbers: only the records say they are one customer.
+    for name, phone in (("first", PHONE), ("second", "573009999999")):
+        sender.store.create(name, {**text, "to": phone}, "normal", customer=USER_ID)
+    assert send_recorded_message(sender, "first").outcome == SendOutcome.SENT
+    assert send_recorded_message(sender, "second").outcome == SendOutcome.RATE_LIMITED
+
+
 def test_a_message_by_recipient_goes_to_meta_as_recorded(redis_client):
     client = RecordingClient()
     sender = Sender(

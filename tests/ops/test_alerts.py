@@ -104,6 +104,15 @@ def test_thresholds_have_the_documented_defaults_and_read_the_environment():
         ({"window": {"ai_sum": 60.0, "ai_count": 10.0}}, ["ai_response_time"]),
         ({"queue_sizes": {"inbound": 1001, "send.high": 3}}, ["queue_backlog"]),
         ({"queue_sizes": {"inbound": 1000, "send.high": 3}}, []),
+        # A send lane in messages per number: 1,001 of one number fire, 600 each of two do not.
+        ({"send_waiting": {("bulk", "106540352242922"): 1001}}, ["queue_backlog"]),
+        (
+            {
+                "queue_sizes": {"inbound": 0, "send.bulk": 1200},
+                "send_waiting": {("bulk", "1065403522429"): 600, ("bulk", "1065403522430"): 600},
+            },
+            [],
+        ),
         ({"window": {"signature_failures": 11.0}}, ["signature_failures"]),
         ({"window": {"signature_failures": 10.0}}, []),
         ({"heartbeat_ages": {"inbound": 1.0, "send.high": 91.0}}, ["worker_heartbeat"]),

@@ -172,7 +172,7 @@ def test_one_scrape_shows_the_flow_of_web_and_worker_processes(ops):
     assert CUSTOMER not in labels and "wamid" not in labels
 
 
-def test_queue_gauge_counts_every_priority_sub_list(ops):
+def test_queue_gauges_count_messages_a_batch_task_counts_its_messages(ops):
     publisher = Celery("publisher", set_as_current=False)  # the tests after this use their own
     publisher.config_from_object("celeryconfig")
     publisher.conf.broker_url = ops.redis.url
@@ -181,13 +181,27 @@ def test_queue_gauge_counts_every_priority_sub_list(ops):
             "outbound.send_message", args=["no-such-message"], queue="send.bulk", priority=priority
         )
     publisher.close()
+    template = {"name": "order_update", "language": {"code": "es"}}
+    messages = [
+        {"to": f"5730055{i:05d}", "type": "template", "template": template, "priority": "bulk"}
+        for i in range(120)
+    ]
+    response = requests.post(
+        f"{ops.web_url}/v1/messages/batch",
+        json={"messages": messages},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
     client = ops.redis.client()
     lists = [k for k in client.scan_iter("send.bulk*") if client.type(k) == "list"]
-    depth = sum(client.llen(k) for k in lists)
-    assert depth == 7 and len(lists) == 4  # kombu spread them over four lists
-    assert client.llen("send.bulk") < depth  # what an exporter reading LLEN alone would report
+    tasks = sum(client.llen(k) for k in lists)
+    assert tasks == 7 + 3 and len(lists) == 4  # 3 batch tasks, and kombu's four priority lists
     samples = ops.scrape()
-    assert value(samples, "whatsapp_message_queue_size", queue="send.bulk") == depth
+    # Messages, not tasks: 120 in three batch tasks; a task whose message is gone counts none.
+    assert value(samples, "whatsapp_message_queue_size", queue="send.bulk") == 120
+    number = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
+    assert value(samples, "whatsapp_send_queue_messages", lane="bulk", phone_number_id=number) == 120
     assert value(samples, "whatsapp_message_queue_size", queue="inbound") == client.llen("inbound")
 
 

@@ -45,3 +45,13 @@ def test_unacked_counts_kombus_hash(redis_client):
     assert unacked_count(redis_client) == 0
     redis_client.hset("unacked", mapping={"tag-1": "{}", "tag-2": "{}"})
     assert unacked_count(redis_client) == 2
+
+
+@pytest.mark.unit
+def test_every_send_lane_is_named_as_the_depth_counts_it():
+    import celeryconfig
+    from app.ops.queues import SEND_QUEUE_PREFIX
+
+    assert celeryconfig.SEND_QUEUES == {
+        lane: f"{SEND_QUEUE_PREFIX}{lane}" for lane in celeryconfig.SEND_QUEUES
+    }

@@ -345,3 +345,36 @@ def test_the_served_simulator_keeps_connections_and_lets_go_of_abandoned_request
         assert stats.json()["received"] == 3  # the abandoned ones never counted as sent
     finally:
         proc.stop()
+
+
+def test_the_simulator_answers_at_meta_speed_unless_told_otherwise():
+    port = free_port()
+    env = gateway_env("redis://127.0.0.1:1/0", f"http://127.0.0.1:{port}")
+    proc, url = start_simulator(env, port, None, latency_ms=None)
+    try:
+        faults = requests.get(f"{url}/_sim/faults", timeout=5).json()
+    finally:
+        proc.stop()
+    assert faults["latency_distribution"] == "lognormal"
+    assert (faults["latency_ms"], faults["latency_ms"] + faults["latency_jitter_ms"]) == (150, 700)
+
+
+@pytest.mark.unit
+def test_the_lognormal_latency_has_its_median_and_its_tail():
+    import random
+
+    from app.cli import latency_model
+    from app.simulator.faults import Faults
+
+    faults = Faults()
+    faults.update(latency_model(150, 700))
+    rng = random.Random(15)
+    draws = sorted(faults.latency_seconds(rng) for _ in range(20_000))
+    assert 0.14 < draws[10_000] < 0.16
+    assert 0.6 < draws[19_800] < 0.8
+    assert min(draws) > 0
+
+    faults.update(latency_model(0, 0))
+    assert faults.latency_seconds(rng) == 0
+    with pytest.raises(ValueError, match="p99"):
+        latency_model(200, 100)

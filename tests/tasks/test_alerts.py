@@ -24,10 +24,11 @@ def test_the_task_reads_the_deployment_and_notifies_the_configured_handlers(
     alert_tasks._handlers.cache_clear()
     try:
         WorkerHeartbeats(redis_client).beat("inbound@host", ["inbound"])
-        redis_client.rpush("send.bulk\x06\x169", *["task"] * 1001)
+        # A task queue counts its tasks, priority sub-lists included (a send lane, its messages).
+        redis_client.rpush("inbound\x06\x169", *["task"] * 1001)
         assert evaluate_alerts() == {"sent": ["queue_backlog:firing"]}
         assert evaluate_alerts() == {"sent": []}
-        redis_client.delete("send.bulk\x06\x169")
+        redis_client.delete("inbound\x06\x169")
         assert evaluate_alerts() == {"sent": ["queue_backlog:resolved"]}
     finally:
         alert_tasks._handlers.cache_clear()

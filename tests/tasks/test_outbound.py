@@ -113,7 +113,7 @@ def test_a_message_that_fails_is_dead_lettered_or_retried_alone(redis_client, gr
 
 
 def test_when_the_rate_limit_bites_the_rest_goes_on_as_one_batch(redis_client, graph, monkeypatch):
-    monkeypatch.setenv("SEND_RATE_LIMITS", f"{NUMBER}=1")  # a burst of one message
+    monkeypatch.setenv("SEND_RATE_LIMITS", f"{NUMBER}=0.4")  # one message, then 2.5 s to wait
     ids = recorded(redis_client, 5)
     before = time.time()
     outcome = run_as_worker(send_batch, "batch-4", ids, "bulk")
@@ -124,6 +124,27 @@ def test_when_the_rate_limit_bites_the_rest_goes_on_as_one_batch(redis_client, g
     # The sweep for lost sends knows when each of them is due again.
     due = dict(redis_client.zrange(keys.SEND_PENDING, 0, -1, withscores=True))
     assert set(due) == set(ids[1:]) and all(at > before + 0.5 for at in due.values())
+
+
+def test_a_batch_keeps_several_sends_in_flight_against_a_slow_graph_api(redis_client, graph):
+    # A slow answer must not hold the next message back: 80 messages/s at 300 ms a call
+    # need 24 in flight per number.
+    graph.state.faults.update({"latency_ms": 1000})
+    ids = recorded(redis_client, celeryconfig.SEND_BATCH_CONCURRENCY)
+    assert run_as_worker(send_batch, "batch-7", ids, "bulk") == {"sent": len(ids)}
+    arrivals = sorted(m["at"] for m in graph.state.received)
+    # Every message reached the API before the first answer came back.
+    assert arrivals[-1] - arrivals[0] < 1.0
+    store = MessageStore(redis_client)
+    assert all(store.get(i).status == SENT and store.get(i).wamid for i in ids)
+
+
+def test_a_batch_waits_in_place_for_a_near_turn(redis_client, graph, monkeypatch):
+    monkeypatch.setenv("SEND_RATE_LIMITS", f"{NUMBER}=20")  # 50 ms apart, past a burst of 2
+    ids = recorded(redis_client, 6)
+    outcome = run_as_worker(send_batch, "batch-8", ids, "bulk")
+    assert outcome == {"sent": 6}
+    assert queued_tasks(redis_client, "send.bulk") == []
 
 
 def test_a_batch_past_its_time_budget_hands_its_rest_to_a_new_batch(

@@ -371,3 +371,76 @@ def test_a_batch_names_each_message_from_an_unknown_number(client, redis_client,
     store = MessageStore(redis_client)
     numbers = [store.get(m["id"]).phone_number_id for m in response.json["messages"]]
     assert numbers == [SECOND_NUMBER, NUMBER]
+
+
+# --- Backpressure -----------------------------------------------------------------------------
+
+
+def capped_client(caps: str):
+    from tests.stack import settings_of
+
+    env = {**TEST_CREDENTIALS, "REDIS_URL": get_settings().redis_url, "SEND_QUEUE_CAPS": caps}
+    return make_client(SETTINGS=settings_of(env))
+
+
+def bulk(n: int, start: int = 0) -> list[dict]:
+    return [{**TEMPLATE, "to": f"5730077{start + i:05d}", "priority": "bulk"} for i in range(n)]
+
+
+def test_a_full_bulk_lane_answers_429_queue_full_and_keeps_what_it_had(redis_client):
+    client = capped_client("bulk=5")
+    first = post(client, {"messages": bulk(4)}, path="/v1/messages/batch")
+    assert first.status_code == 202
+    # Two more would make 6: the whole batch is refused, with when to come back.
+    refused = post(client, {"messages": bulk(2, 4)}, path="/v1/messages/batch")
+    assert refused.status_code == 429
+    assert refused.json["error"]["code"] == "queue_full"
+    assert refused.json["error"]["field"] == "priority"
+    assert int(refused.headers["Retry-After"]) >= 1
+    one = post(client, bulk(1, 4)[0])
+    assert one.status_code == 202  # 5: at the cap, not past it
+    again = post(client, bulk(1, 5)[0])
+    assert again.status_code == 429 and again.json["error"]["code"] == "queue_full"
+    # Nothing refused was recorded or queued; everything accepted still is.
+    ids = [m["id"] for m in first.json["messages"]] + [one.json["id"]]
+    assert sorted(task_ids(redis_client, "send.bulk")) == sorted(ids)
+    assert MessageStore(redis_client).waiting("bulk", NUMBER) == 5
+    # The other lanes have no cap by default, and take messages as before.
+    urgent = post(client, {**TEMPLATE, "priority": "high"})
+    normal = post(client, {**TEMPLATE, "priority": "normal"})
+    assert (urgent.status_code, normal.status_code) == (202, 202)
+
+
+def test_a_lane_takes_messages_again_once_it_drains(redis_client):
+    client = capped_client("bulk=2")
+    accepted = post(client, {"messages": bulk(2)}, path="/v1/messages/batch")
+    assert post(client, bulk(1, 2)[0]).status_code == 429
+    store = MessageStore(redis_client)
+    store.record_wamid(accepted.json["messages"][0]["id"], "wamid.sent")
+    assert post(client, bulk(1, 2)[0]).status_code == 202
+
+
+def test_a_repeated_request_is_answered_even_when_its_lane_is_full(redis_client):
+    client = capped_client("bulk=1")
+    key = {"Idempotency-Key": "campaign-1"}
+    first = post(client, bulk(1)[0], headers=key)
+    assert first.status_code == 202
+    again = post(client, bulk(1)[0], headers=key)
+    assert again.status_code == 202 and again.json["id"] == first.json["id"]
+    # A new key on the full lane is refused, and may be used again once there is room.
+    other = {"Idempotency-Key": "campaign-2"}
+    assert post(client, bulk(1, 1)[0], headers=other).status_code == 429
+    store = MessageStore(redis_client)
+    store.send_ended(first.json["id"])
+    assert post(client, bulk(1, 1)[0], headers=other).status_code == 202
+
+
+def test_lane_caps_are_checked_when_settings_load():
+    from app.errors import ConfigError
+    from tests.stack import settings_of
+
+    assert settings_of({"SEND_QUEUE_CAPS": "bulk=10, normal=0"}).send_queue_caps == {"bulk": 10}
+    assert settings_of({}).send_queue_caps == {"bulk": 100_000}
+    for bad in ("bulk", "urgent=5", "bulk=-1", "bulk=many"):
+        with pytest.raises(ConfigError, match="SEND_QUEUE_CAPS entry 1"):
+            settings_of({"SEND_QUEUE_CAPS": bad})

@@ -48,6 +48,16 @@ def test_a_message_by_recipient_is_accepted_and_sent_as_given(client, redis_clie
     assert shown["recipient"] == USER_ID
 
 
+def test_the_record_keeps_the_customer_key_the_sends_use(client, redis_client, bsuid_customer):
+    # Looked up once at acceptance, not again on every send attempt.
+    store = MessageStore(redis_client)
+    by_phone = {"to": CUSTOMER, "type": "text", "text": {"body": "Your order has shipped"}}
+    for body in (by_phone, BY_BSUID):
+        response = post(client, body)
+        assert response.status_code == 202, response.json
+        assert store.get(response.json["id"]).customer == bsuid_customer
+
+
 def test_the_window_is_the_customers_whichever_id_names_them(client, bsuid_customer):
     for address in ({"to": CUSTOMER}, {"recipient": USER_ID}, {"recipient": PARENT_USER_ID}):
         body = {**address, "type": "text", "text": {"body": "hi"}}

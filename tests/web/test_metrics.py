@@ -4,6 +4,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import get_settings
+from app.delivery.messages import MessageStore
 from app.web import create_app
 
 
@@ -13,7 +14,8 @@ def client(redis_client):
 
 
 def test_metrics_are_prometheus_text_with_process_and_state_metrics(client, redis_client):
-    redis_client.rpush("send.high\x06\x163", "task")
+    redis_client.rpush("inbound\x06\x163", "task")  # a priority sub-list counts
+    MessageStore(redis_client).create("m1", {"to": "573001234567"}, "high")
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
@@ -33,9 +35,9 @@ def test_metrics_are_prometheus_text_with_process_and_state_metrics(client, redi
         assert name in families
     queues = {s.labels["queue"]: s.value for s in families["whatsapp_message_queue_size"].samples}
     assert queues == {
-        "inbound": 0,
+        "inbound": 1,
         "context": 0,
-        "send.high": 1,
+        "send.high": 1,  # a message, whatever its tasks
         "send.normal": 0,
         "send.bulk": 0,
         "alerts": 0,
