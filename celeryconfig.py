@@ -130,6 +130,7 @@ task_routes = {
     "context.*": {"queue": QUEUE_CONTEXT},
     "outbound.*": {"queue": QUEUE_SEND_NORMAL},  # callers pick the lane with queue=SEND_QUEUES[...]
     "alerts.*": {"queue": QUEUE_ALERTS},
+    "campaigns.*": {"queue": QUEUE_SEND_BULK},  # a campaign's tasks ride its own lane
 }
 
 # --- Monitoring -------------------------------------------------------------------------------
@@ -185,4 +186,14 @@ beat_schedule["outbound.recover_lost_sends"] = {
     "schedule": SEND_RECOVERY_INTERVAL,
     # On the lane send workers drain first; a sweep nobody ran in time is dropped, not piled up.
     "options": {"queue": QUEUE_SEND_HIGH, "expires": SEND_RECOVERY_INTERVAL},
+}
+
+CAMPAIGN_START_INTERVAL = 5.0
+"""Seconds between two looks for scheduled campaigns due to start: the latest a campaign starts."""
+
+beat_schedule["campaigns.start_due"] = {
+    "task": "campaigns.start_due",
+    "schedule": CAMPAIGN_START_INTERVAL,
+    # Taking a campaign off the schedule is atomic: a late or repeated run starts nothing twice.
+    "options": {"queue": QUEUE_SEND_BULK, "expires": CAMPAIGN_START_INTERVAL},
 }

@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.config import Settings
 from app.conversations.customers import CustomerBook
+from app.conversations.optout import OptOutBook
 from app.credentials import is_registered
 from app.db import get_redis
 from app.delivery import intake
@@ -33,6 +34,7 @@ from app.delivery.idempotency import (
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows, FallbackTemplate
 from app.errors import ApiError
+from app.templates import TemplateStore
 from app.web.auth import require_number, requires
 from tasks.enqueue import enqueue_sends
 
@@ -106,6 +108,8 @@ def _prepare(body: Any) -> intake.Submission:
         fallback=fallback_template(),
         is_registered=lambda number: is_registered(redis_client, number),
         customers=CustomerBook(redis_client),
+        templates=TemplateStore(redis_client),
+        opt_outs=OptOutBook(redis_client),
     )
     require_number(submission.phone_number_id or _settings().phone_number_id)
     return submission
