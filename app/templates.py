@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ MEDIA_HEADER_FORMATS = ("IMAGE", "VIDEO", "DOCUMENT", "LOCATION")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
-class TemplateRefused(ValueError):
+class TemplateRefused(DeliveryError):
     """A template send the kept templates refuse; ``field`` names the part at fault."""
 
     def __init__(self, field: str, message: str):

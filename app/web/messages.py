@@ -68,7 +68,7 @@ def fallback_template() -> FallbackTemplate | None:
     return current_app.extensions["window_fallback"]
 
 
-def _json_body(max_bytes: int) -> Any:
+def json_body(max_bytes: int) -> Any:
     request.max_content_length = max_bytes  # 413 past it, before the body is read
     raw = request.get_data(cache=False)
     try:
@@ -165,7 +165,7 @@ def _accepted(payload: dict[str, Any], replayed: bool):
 def create_message():
     """Accept one message: 202 with its id once durably enqueued."""
     key = _idempotency_key()
-    body = _json_body(MAX_MESSAGE_BYTES)
+    body = json_body(MAX_MESSAGE_BYTES)
     try:
         submission = _prepare(body)
     except intake.Refused as refused:
@@ -179,7 +179,7 @@ def create_message():
 def create_batch():
     """Accept up to 1,000 messages, each validated; all are accepted or none."""
     key = _idempotency_key()
-    body = _json_body(MAX_BATCH_BYTES)
+    body = json_body(MAX_BATCH_BYTES)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         raise ApiError(422, "invalid_batch", "must be a non-empty list", field="messages")
