@@ -247,7 +247,7 @@ def check_send(store: TemplateStore, template: dict[str, Any]) -> Template | Non
     expected = kept.expected_parameters()
     given = given_parameters(template.get("components") or [])
     for part in sorted(set(expected) | set(given)):
-        if expected.get(part, 0) != given.get(part, 0):
+        if part not in expected or part not in given or expected[part] != given[part]:
             raise TemplateRefused(
                 "template.components",
                 f"{part} takes {expected.get(part, 0)} parameters, {given.get(part, 0)} given",

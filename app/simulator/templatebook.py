@@ -136,6 +136,6 @@ def template_refusal(book: TemplateBook, template: dict[str, Any]) -> tuple[int,
         return 132001, f"Template is {kept['status']}"
     expected = Template.from_graph(kept).expected_parameters()
     given = given_parameters(template.get("components") or [])
-    if any(expected.get(p, 0) != given.get(p, 0) for p in set(expected) | set(given)):
+    if expected != given:
         return 132000, "Number of parameters does not match the expected number of params"
     return None
