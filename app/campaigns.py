@@ -111,6 +111,25 @@ end
 return 0
 """
 
+# KEYS[1]: the campaign, KEYS[2]: the due set. ARGV[1]: the position the chunk started at,
+# ARGV[2]: where it ended, ARGV[3]: the id, ARGV[4]: when the next chunk is due ('' if none).
+# Returns 1 for the one run that moved the cursor: only it goes on, so a chunk run twice (a
+# redelivery, a recovered task) never makes two chains of tasks.
+_ADVANCE = """
+if redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'cursor', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+else
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
+RECOVERY_GRACE = 120.0
+"""Seconds a running campaign's next chunk may be overdue before the sweep queues it again: past
+any wait of a queue busy with the campaign's own sends."""
+
 
 class CampaignRefused(DeliveryError):
     """A campaign the API refuses: ``code``, the ``field`` at fault and why."""
@@ -172,6 +191,7 @@ class CampaignStore:
     def __init__(self, redis_client: redis.Redis):
         self.redis = redis_client
         self._transition = redis_client.register_script(_TRANSITION)
+        self._advance = redis_client.register_script(_ADVANCE)
 
     @staticmethod
     def key(campaign_id: str) -> str:
@@ -226,6 +246,15 @@ class CampaignStore:
         """Move the campaign to ``to`` if it is in one of ``allowed_from``."""
         moved = self._transition(
             keys=[self.key(campaign_id)], args=[to, time.time(), *allowed_from]
+        )
+        return int(moved) == 1
+
+    def advance(self, campaign_id: str, start: int, end: int, due: float | None) -> bool:
+        """Move the cursor from ``start`` to ``end`` and note when the next chunk is due; False
+        if another run of this chunk did it first."""
+        moved = self._advance(
+            keys=[self.key(campaign_id), keys.CAMPAIGNS_DUE],
+            args=[start, end, campaign_id, "" if due is None else due],
         )
         return int(moved) == 1
 
@@ -412,23 +441,27 @@ class Chunk:
     queued: int
     skipped: dict[str, int]
     next_in: float | None
+    next_position: int = 0
 
 
 def dispatch_chunk(
     redis_client: redis.Redis,
     campaign_id: str,
+    position: int,
     *,
     rate: Callable[[str], float],
     enqueue_all: intake.EnqueueAll,
     chunk_size: int = CHUNK_SIZE,
 ) -> Chunk:
-    """Hand out the campaign's next chunk of recipients; ``rate`` is a number's messages per
-    second. Safe to run twice for the same chunk: ids are derived, records made once."""
+    """Hand out the chunk of recipients from ``position`` on; ``rate`` is a number's messages per
+    second. A task for a chunk already handed out (a stale or repeated one) does nothing, so a
+    campaign has one chain of tasks; a chunk run twice at once queues nothing twice (ids are
+    derived, records made once) and only one of the runs goes on."""
     campaigns = CampaignStore(redis_client)
     campaign = campaigns.get(campaign_id)
-    if campaign is None or campaign.state != RUNNING:
+    if campaign is None or campaign.state != RUNNING or campaign.cursor != position:
         return Chunk(0, {}, None)
-    start = campaign.cursor
+    start = position
     entries = redis_client.lrange(
         campaigns.audience_key(campaign_id), start, start + chunk_size - 1
     )
@@ -485,13 +518,16 @@ def dispatch_chunk(
     for status, positions in skipped.items():
         campaigns.mark(campaign_id, status, positions)
     end = start + len(entries)
-    redis_client.hset(campaigns.key(campaign_id), "cursor", end)
     counts = {status: len(positions) for status, positions in skipped.items()}
-    if end >= campaign.total:
+    last = end >= campaign.total
+    next_in = (
+        None if last else len(entries) / (campaign.rate_share * rate(campaign.phone_number_id))
+    )
+    if not campaigns.advance(campaign_id, start, end, None if last else time.time() + next_in):
+        return Chunk(len(fresh), counts, None)  # another run of this chunk goes on
+    if last:
         finished(campaigns, campaign_id)
-        return Chunk(len(fresh), counts, None)
-    pace = campaign.rate_share * rate(campaign.phone_number_id)
-    return Chunk(len(fresh), counts, len(entries) / pace)
+    return Chunk(len(fresh), counts, next_in, end)
 
 
 def finished(campaigns: CampaignStore, campaign_id: str) -> bool:
@@ -503,20 +539,33 @@ def finished(campaigns: CampaignStore, campaign_id: str) -> bool:
     return True
 
 
+EnqueueDispatch = Callable[[str, int], None]
+"""Queues the dispatch of a campaign's chunk starting at a position."""
+
+
 def start_due(
-    redis_client: redis.Redis, enqueue_dispatch: Callable[[str], None], now: float | None = None
+    redis_client: redis.Redis, enqueue_dispatch: EnqueueDispatch, now: float | None = None
 ) -> list[str]:
     """Start the scheduled campaigns whose time has come; whoever takes one off the schedule
-    starts it, so two runs at once start each once. Returns their ids."""
+    starts it, so two runs at once start each once. Returns their ids. Also queues again the
+    next chunk of a running campaign long overdue (:data:`RECOVERY_GRACE`)."""
     campaigns = CampaignStore(redis_client)
     now = now if now is not None else time.time()
     started = []
+    for campaign_id in redis_client.zrangebyscore(keys.CAMPAIGNS_DUE, "-inf", now - RECOVERY_GRACE):
+        # Its next dispatch task is long overdue: the broker lost it. Queued again; a run that
+        # finds the chunk done by the lost one, found after all, stops there.
+        campaign = campaigns.get(campaign_id)
+        redis_client.zadd(keys.CAMPAIGNS_DUE, {campaign_id: now})
+        if campaign is not None and campaign.state == RUNNING:
+            log.warning("campaign %s: its next chunk is overdue; queued again", campaign_id)
+            enqueue_dispatch(campaign_id, campaign.cursor)
     for campaign_id in redis_client.zrangebyscore(keys.CAMPAIGNS_SCHEDULED, "-inf", now):
         if not redis_client.zrem(keys.CAMPAIGNS_SCHEDULED, campaign_id):
             continue  # another run took it
         if campaigns.transition(campaign_id, RUNNING, (SCHEDULED,)):
             try:
-                enqueue_dispatch(campaign_id)
+                enqueue_dispatch(campaign_id, 0)
             except Exception:
                 # The broker refused: back on the schedule, for the next run to start.
                 campaigns.transition(campaign_id, SCHEDULED, (RUNNING,))
@@ -530,22 +579,23 @@ def pause(campaigns: CampaignStore, campaign_id: str) -> None:
     if not campaigns.transition(campaign_id, PAUSED, (RUNNING, SCHEDULED)):
         raise CampaignStateError("only a running or scheduled campaign can be paused")
     campaigns.redis.zrem(keys.CAMPAIGNS_SCHEDULED, campaign_id)
+    campaigns.redis.zrem(keys.CAMPAIGNS_DUE, campaign_id)
 
 
-def resume(
-    campaigns: CampaignStore, campaign_id: str, enqueue_dispatch: Callable[[str], None]
-) -> None:
+def resume(campaigns: CampaignStore, campaign_id: str, enqueue_dispatch: EnqueueDispatch) -> None:
     """Run a paused campaign again from where it stopped (at once, even if it was paused while
     still scheduled)."""
     if not campaigns.transition(campaign_id, RUNNING, (PAUSED,)):
         raise CampaignStateError("only a paused campaign can be resumed")
-    enqueue_dispatch(campaign_id)
+    campaign = campaigns.get(campaign_id)
+    enqueue_dispatch(campaign_id, campaign.cursor if campaign else 0)
 
 
 def cancel(campaigns: CampaignStore, campaign_id: str) -> None:
     if not campaigns.transition(campaign_id, CANCELLED, (RUNNING, SCHEDULED, PAUSED)):
         raise CampaignStateError("a finished or cancelled campaign cannot be cancelled")
     campaigns.redis.zrem(keys.CAMPAIGNS_SCHEDULED, campaign_id)
+    campaigns.redis.zrem(keys.CAMPAIGNS_DUE, campaign_id)
 
 
 def count_status(

@@ -221,6 +221,9 @@ CAMPAIGN_OF_MESSAGE = PREFIX + ":msg:{message_id}:campaign"
 """``<campaign id>:<position>`` of a campaign's message, so its statuses are counted there."""
 CAMPAIGNS = PREFIX + ":campaigns"
 """Sorted set of campaign ids by creation time, for listing."""
+CAMPAIGNS_DUE = PREFIX + ":campaigns:due"
+"""Sorted set of running campaigns by when their next chunk is due: one long overdue lost its
+dispatch task (the broker lost it), and the beat sweep queues it again."""
 CAMPAIGNS_SCHEDULED = PREFIX + ":campaigns:scheduled"
 """Sorted set of scheduled campaign ids by start time; taken off (ZREM) by whoever starts one."""
 

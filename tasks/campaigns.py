@@ -19,16 +19,19 @@ def number_rate(phone_number_id: str) -> float:
 
 
 @shared_task(base=GatewayTask, name="campaigns.dispatch_campaign", ignore_result=True)
-def dispatch_campaign(campaign_id: str) -> dict:
-    """Queue the sends of the campaign's next chunk; queue the next chunk when it is due."""
+def dispatch_campaign(campaign_id: str, position: int) -> dict:
+    """Queue the sends of the campaign's chunk from ``position``; queue the next when it is due."""
     chunk = campaigns.dispatch_chunk(
         get_redis(get_settings().redis_url),
         campaign_id,
+        position,
         rate=number_rate,
         enqueue_all=enqueue_sends,
     )
     if chunk.next_in is not None:
-        enqueue_dispatch_campaign(campaign_id, countdown=bounded_countdown(chunk.next_in))
+        enqueue_dispatch_campaign(
+            campaign_id, chunk.next_position, countdown=bounded_countdown(chunk.next_in)
+        )
     return {"queued": chunk.queued, "skipped": chunk.skipped}
 
 

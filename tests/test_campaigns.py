@@ -4,6 +4,8 @@ the start of scheduled campaigns."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app import campaigns as c
@@ -87,15 +89,25 @@ def test_an_audience_is_handed_out_in_chunks_at_its_share_of_the_rate(redis_clie
     store, campaign = create(redis_client, templates, audience, rate_share=0.5)
     queued: list = []
     first = c.dispatch_chunk(
-        redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
+        redis_client, campaign.id, 0, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
     )
     assert (first.queued, first.next_in) == (2, 2 / 40.0)
     second = c.dispatch_chunk(
-        redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
+        redis_client,
+        campaign.id,
+        first.next_position,
+        rate=lambda n: 80.0,
+        enqueue_all=queued.extend,
+        chunk_size=2,
     )
     assert second.skipped == {"opted_out": 1, "invalid": 1}
     third = c.dispatch_chunk(
-        redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
+        redis_client,
+        campaign.id,
+        second.next_position,
+        rate=lambda n: 80.0,
+        enqueue_all=queued.extend,
+        chunk_size=2,
     )
     assert third.next_in is None
     assert [lane for _, lane in queued] == ["bulk"] * 2
@@ -107,7 +119,7 @@ def test_an_audience_is_handed_out_in_chunks_at_its_share_of_the_rate(redis_clie
     # A finished campaign hands out nothing more, and is finished once.
     assert (
         c.dispatch_chunk(
-            redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend
+            redis_client, campaign.id, 5, rate=lambda n: 80.0, enqueue_all=queued.extend
         ).next_in
         is None
     )
@@ -118,9 +130,27 @@ def test_a_chunk_run_twice_queues_nothing_twice(redis_client, templates):
     audience = [{"to": f"57300122{n:04d}", "parameters": ["a", "b"]} for n in range(3)]
     store, campaign = create(redis_client, templates, audience)
     queued: list = []
-    c.dispatch_chunk(redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend)
-    store.redis.hset(store.key(campaign.id), mapping={"cursor": 0, "state": c.RUNNING})
-    c.dispatch_chunk(redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend)
+    first = c.dispatch_chunk(
+        redis_client, campaign.id, 0, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
+    )
+    # The same task again, or a stale one: nothing, and no second chain.
+    again = c.dispatch_chunk(
+        redis_client, campaign.id, 0, rate=lambda n: 80.0, enqueue_all=queued.extend, chunk_size=2
+    )
+    assert (first.next_position, again.next_in, len(queued)) == (2, None, 2)
+    # Two runs of one chunk at once (the cursor read by both): records and sends made once,
+    # and only the run that moves the cursor goes on.
+    runs = [
+        c.dispatch_chunk(
+            redis_client, campaign.id, 2, rate=lambda n: 80.0, enqueue_all=queued.extend
+        )
+    ]
+    store.redis.hset(store.key(campaign.id), mapping={"cursor": 2, "state": c.RUNNING})
+    runs.append(
+        c.dispatch_chunk(
+            redis_client, campaign.id, 2, rate=lambda n: 80.0, enqueue_all=queued.extend
+        )
+    )
     assert len(queued) == 3 and store.counts(campaign.id)["queued"] == 3
 
 
@@ -129,7 +159,7 @@ def test_statuses_and_pricing_count_once_per_recipient(redis_client, templates):
         redis_client, templates, [{"to": "573001330000", "parameters": ["a", "b"]}]
     )
     queued: list = []
-    c.dispatch_chunk(redis_client, campaign.id, rate=lambda n: 80.0, enqueue_all=queued.extend)
+    c.dispatch_chunk(redis_client, campaign.id, 0, rate=lambda n: 80.0, enqueue_all=queued.extend)
     ((message_id, _),) = queued
     for status, category in [
         ("sent", "marketing"),
@@ -152,17 +182,17 @@ def test_pause_resume_and_cancel_follow_the_states(redis_client, templates):
     c.pause(store, campaign.id)
     assert (
         c.dispatch_chunk(
-            redis_client, campaign.id, rate=lambda n: 1.0, enqueue_all=dispatched.extend
+            redis_client, campaign.id, 0, rate=lambda n: 1.0, enqueue_all=dispatched.extend
         ).queued
         == 0
     )
     with pytest.raises(c.CampaignStateError):
         c.pause(store, campaign.id)
-    c.resume(store, campaign.id, dispatched.append)
-    assert dispatched == [campaign.id]
+    c.resume(store, campaign.id, lambda *task: dispatched.append(task))
+    assert dispatched == [(campaign.id, 0)]
     c.cancel(store, campaign.id)
     assert store.get(campaign.id).ended_at is not None
-    for change in (c.cancel, c.pause, lambda s, i: c.resume(s, i, dispatched.append)):
+    for change in (c.cancel, c.pause, lambda s, i: c.resume(s, i, lambda *task: None)):
         with pytest.raises(c.CampaignStateError):
             change(store, campaign.id)
 
@@ -178,10 +208,14 @@ def test_a_scheduled_campaign_starts_once_when_due(redis_client, templates):
     assert campaign.state == c.SCHEDULED
     due = campaign.schedule_at
     started: list = []
-    assert c.start_due(redis_client, started.append, now=due - 1) == []
-    assert c.start_due(redis_client, started.append, now=due) == [campaign.id]
-    assert c.start_due(redis_client, started.append, now=due + 5) == []
-    assert started == [campaign.id] and store.get(campaign.id).state == c.RUNNING
+
+    def enqueue(campaign_id, position):
+        started.append((campaign_id, position))
+
+    assert c.start_due(redis_client, enqueue, now=due - 1) == []
+    assert c.start_due(redis_client, enqueue, now=due) == [campaign.id]
+    assert c.start_due(redis_client, enqueue, now=due + 5) == []
+    assert started == [(campaign.id, 0)] and store.get(campaign.id).state == c.RUNNING
 
 
 def test_a_campaign_the_broker_could_not_start_stays_scheduled(redis_client, templates):
@@ -193,10 +227,36 @@ def test_a_campaign_the_broker_could_not_start_stays_scheduled(redis_client, tem
         schedule_at="2026-12-01T09:00:00Z",
     )
 
-    def broker_down(campaign_id):
+    def broker_down(campaign_id, position):
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
         c.start_due(redis_client, broker_down, now=campaign.schedule_at)
     assert store.get(campaign.id).state == c.SCHEDULED
-    assert c.start_due(redis_client, lambda i: None, now=campaign.schedule_at) == [campaign.id]
+    assert c.start_due(redis_client, lambda *task: None, now=campaign.schedule_at) == [campaign.id]
+
+
+def test_a_chunk_whose_task_the_broker_lost_is_queued_again(redis_client, templates):
+    audience = [{"to": f"57300177{n:04d}", "parameters": ["a", "b"]} for n in range(3)]
+    store, campaign = create(redis_client, templates, audience)
+    first = c.dispatch_chunk(
+        redis_client,
+        campaign.id,
+        0,
+        rate=lambda n: 1.0,
+        enqueue_all=lambda pairs: None,
+        chunk_size=2,
+    )
+    due = time.time() + first.next_in
+    requeued: list = []
+
+    def enqueue(campaign_id, position):
+        requeued.append((campaign_id, position))
+
+    c.start_due(redis_client, enqueue, now=due + c.RECOVERY_GRACE - 1)
+    assert requeued == []
+    c.start_due(redis_client, enqueue, now=due + c.RECOVERY_GRACE + 1)
+    assert requeued == [(campaign.id, 2)]
+    c.pause(store, campaign.id)  # a paused campaign is not overdue
+    c.start_due(redis_client, enqueue, now=due + 10 * c.RECOVERY_GRACE)
+    assert requeued == [(campaign.id, 2)]

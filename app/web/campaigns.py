@@ -61,7 +61,7 @@ def create_campaign():
     store.create(campaign, audience)
     if campaign.state == c.RUNNING:
         try:
-            enqueue_dispatch_campaign(campaign.id)
+            enqueue_dispatch_campaign(campaign.id, 0)
         except Exception:
             # The client is told it failed: nothing it cannot find again may stay.
             store.transition(campaign.id, c.CANCELLED, (c.RUNNING,))

@@ -30,9 +30,9 @@ CASES = [
     ),
     (
         enqueue.enqueue_dispatch_campaign,
-        ["c1"],
+        ["c1", 200],
         "campaigns.dispatch_campaign",
-        ["c1"],
+        ["c1", 200],
         "send.bulk",
     ),
 ]

@@ -119,7 +119,7 @@ def test_a_campaign_is_created_and_its_first_chunk_queued_on_the_bulk_lane(clien
     )
     assert queued_tasks(redis_client, "send.bulk")[0][:2] == (
         "campaigns.dispatch_campaign",
-        [campaign["id"]],
+        [campaign["id"], 0],
     )
     assert client.get(f"/v1/campaigns/{campaign['id']}", headers=AUTH).json["id"] == campaign["id"]
 
