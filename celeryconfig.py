@@ -140,6 +140,7 @@ task_routes = {
     "context.*": {"queue": QUEUE_CONTEXT},
     "outbound.*": {"queue": QUEUE_SEND_NORMAL},  # callers pick the lane with queue=SEND_QUEUES[...]
     "alerts.*": {"queue": QUEUE_ALERTS},
+    "campaigns.*": {"queue": QUEUE_SEND_BULK},  # a campaign's tasks ride its own lane
 }
 
 # --- Monitoring -------------------------------------------------------------------------------
@@ -205,4 +206,14 @@ beat_schedule["inbound.sweep_expired_media"] = {
     "schedule": MEDIA_SWEEP_INTERVAL,
     # Deleting twice is harmless; a sweep that waited past the next one is dropped.
     "options": {"queue": QUEUE_INBOUND, "expires": MEDIA_SWEEP_INTERVAL},
+}
+
+CAMPAIGN_START_INTERVAL = 5.0
+"""Seconds between two looks for scheduled campaigns due to start: the latest a campaign starts."""
+
+beat_schedule["campaigns.start_due"] = {
+    "task": "campaigns.start_due",
+    "schedule": CAMPAIGN_START_INTERVAL,
+    # Taking a campaign off the schedule is atomic: a late or repeated run starts nothing twice.
+    "options": {"queue": QUEUE_SEND_BULK, "expires": CAMPAIGN_START_INTERVAL},
 }

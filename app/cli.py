@@ -176,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_apikeys_revoke)
 
+    templates = commands.add_parser("templates", help="the account's message templates")
+    templates_commands = templates.add_subparsers(dest="templates_command", required=True)
+    templates_commands.add_parser(
+        "sync", help="replace the kept templates with the account's (Graph API, every page)"
+    ).set_defaults(func=_templates_sync)
+    templates_commands.add_parser("list", help="list the kept templates").set_defaults(
+        func=_templates_list
+    )
+
     flower = commands.add_parser("flower", help="run Flower, refusing to run it without basic auth")
     flower.add_argument("--address", default=settings.flower_address)
     flower.add_argument("--port", type=int, default=settings.flower_port)
@@ -385,6 +394,33 @@ def _keys_generate(args: argparse.Namespace) -> int:
 @_credential_command
 def _keys_rotate(args: argparse.Namespace) -> int:
     print(f"re-encrypted {_registry().rotate()} token(s) under the newest key")
+    return 0
+
+
+def _templates_sync(args: argparse.Namespace) -> int:
+    from app.clients import client_for
+    from app.templates import TemplateStore, sync
+    from app.whatsapp.errors import WhatsAppError
+
+    settings = get_settings()
+    client = client_for(settings)
+    try:
+        templates = sync(
+            TemplateStore(_redis_from_env()),
+            lambda after: client.list_templates(settings.business_account_id, after),
+        )
+    except (WhatsAppError, CredentialError) as exc:
+        print(f"templates not synced: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(templates)} templates synced")
+    return 0
+
+
+def _templates_list(args: argparse.Namespace) -> int:
+    from app.templates import TemplateStore
+
+    for template in TemplateStore(_redis_from_env()).all():
+        print(f"{template.name}\t{template.language}\t{template.status}\t{template.category}")
     return 0
 
 

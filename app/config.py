@@ -349,6 +349,20 @@ class Settings(BaseSettings):
         "24-hour window; empty: such sends are refused.",
     )
 
+    opt_out_keywords: str = _env(
+        "OPT_OUT_KEYWORDS",
+        "STOP,BAJA,PARAR,CANCELAR,UNSUBSCRIBE",
+        "Whole messages (comma-separated; accents and case ignored) that opt out of marketing.",
+    )
+    opt_out_confirmation: str = _env(
+        "OPT_OUT_CONFIRMATION",
+        "Listo: no te enviaremos más mensajes promocionales. / Done: no more promotional "
+        "messages from us.",
+        "The one reply confirming an opt-out by keyword.",
+        min_length=1,
+        max_length=4096,
+    )
+
     # --- Conversations --------------------------------------------------------------------
     responder_backend: Literal["rules", "openai", "http"] = _env(
         "RESPONDER_BACKEND", "rules", "Who answers: rules (offline), openai or http (an agent)."

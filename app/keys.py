@@ -212,3 +212,41 @@ SEND_WAITING = PREFIX + ":send:waiting"
 lane and number in ``SEND_PENDING``: the queue's depth in messages, whether a task carries one or
 a batch, read by the metrics, the ``queue_backlog`` alert and the lanes' caps. Changed in the same
 script as ``SEND_PENDING``, so the two agree. No TTL: fields leave when they reach 0."""
+# --- Templates, opt-out, campaigns, pricing --------------------------------------------------------
+
+TEMPLATES = PREFIX + ":templates"
+"""Hash: ``<name>:<language>`` to the template (JSON) as last synced or updated by Meta's
+webhooks. No TTL: replaced whole by each sync."""
+TEMPLATES_SYNCED_AT = PREFIX + ":templates:synced_at"
+"""When the last sync finished; absent until the first, when sends are not checked."""
+
+OPT_OUT = PREFIX + ":optout:{phone_number_id}:{customer}"
+"""A customer opted out of marketing from this number (JSON: since when, and how). No TTL: an
+opt-out holds until the customer opts in again."""
+
+CAMPAIGN = PREFIX + ":campaign:{campaign_id}"
+"""A campaign (hash): its definition as JSON, state, cursor, and pricing counters."""
+CAMPAIGN_AUDIENCE = PREFIX + ":campaign:{campaign_id}:audience"
+"""List of the campaign's recipients (JSON each: to or recipient, parameters), in order."""
+CAMPAIGN_STATUS = PREFIX + ":campaign:{campaign_id}:status:{status}"
+"""Set of audience positions that reached ``status``: idempotent counting, whatever Meta repeats."""
+CAMPAIGN_TTL = 90 * DAY
+"""A campaign and its counts are kept three months after its last change."""
+CAMPAIGN_OF_MESSAGE = PREFIX + ":msg:{message_id}:campaign"
+"""``<campaign id>:<position>`` of a campaign's message, so its statuses are counted there."""
+CAMPAIGNS = PREFIX + ":campaigns"
+"""Sorted set of campaign ids by creation time, for listing."""
+CAMPAIGNS_DUE = PREFIX + ":campaigns:due"
+"""Sorted set of running campaigns by when their next chunk is due: one long overdue lost its
+dispatch task (the broker lost it), and the beat sweep queues it again."""
+CAMPAIGNS_SCHEDULED = PREFIX + ":campaigns:scheduled"
+"""Sorted set of scheduled campaign ids by start time; taken off (ZREM) by whoever starts one."""
+
+PRICING_DAY = PREFIX + ":pricing:{day}"
+"""Hash of one UTC day: ``<phone number id>|<category>|<billable>|<pricing model>`` to the
+number of messages Meta priced so."""
+PRICING_TTL = 400 * DAY
+"""More than a year of days, to compare with Meta's invoices."""
+PRICING_SEEN = PREFIX + ":pricing:seen:{wamid}"
+"""A message already counted: Meta prices it in its sent and delivered statuses, and repeats."""
+PRICING_SEEN_TTL = MESSAGE_TTL

@@ -124,3 +124,15 @@ def enqueue_sends(
                 enqueue_send_message(ids[0], priority, **options)
             else:
                 enqueue_send_batch(ids, priority, **options)
+
+
+def enqueue_dispatch_campaign(campaign_id: str, position: int, countdown: float = 0.0) -> None:
+    """Put the task that hands out a campaign's chunk from ``position`` on the bulk lane, after
+    ``countdown`` seconds (the campaign's pace)."""
+    current_app.send_task(
+        "campaigns.dispatch_campaign",
+        args=[campaign_id, position],
+        queue=celeryconfig.QUEUE_SEND_BULK,
+        countdown=countdown or None,
+        ignore_result=True,
+    )

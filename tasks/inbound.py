@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.conversations.inbound import answer_turn, handle_webhook, reply_id
 from app.conversations.media import MediaFetcher
 from app.conversations.mediastore import media_store_for, sweep_expired_media
+from app.conversations.optout import OptOutPolicy
 from app.conversations.responders.factory import build_responder
 from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
@@ -79,6 +80,9 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
                 ).mark_read(message_id, typing_indicator=typing),
                 fetch_media=fetch_media,
                 owner=self.request.id or "",
+                opt_out=OptOutPolicy.from_settings(settings),
+                enqueue_send=enqueue_send_message,
+                observe_priced=metrics.observe_priced,
             )
         except WebhookFormatError as exc:
             return self.dead_letter(dl.MALFORMED, {"message": str(exc), "code": None}, payload)

@@ -33,6 +33,7 @@ from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
 from app.conversations.customers import CustomerBook
 from app.conversations.handoff import BY_CUSTOMER, HandoffStore
+from app.conversations.optout import KEYWORD, OptOutBook, OptOutPolicy, apply_preference
 from app.conversations.ranking import rank_context
 from app.conversations.responders.interface import Inbound
 from app.conversations.responders.rules import HANDOFF_REPLIES, wants_human
@@ -42,8 +43,10 @@ from app.conversations.turns import CustomerTurn, describe
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
+from app.delivery.pricing import PricedMessage, count_pricing
 from app.delivery.statuses import apply_status
 from app.delivery.window import CustomerWindows
+from app.templates import TEMPLATE_FIELDS, TemplateStore, apply_update
 from app.whatsapp.webhook import (
     FIELD_MESSAGES,
     OBJECT_WHATSAPP,
@@ -88,6 +91,8 @@ class InboundResult:
     """Inbound dead letters this delivery led to (a part that could not be read or processed)."""
     customers: dict[str, str] = field(default_factory=dict)
     """The customer key of each message, by message id (for activity metrics)."""
+    opted_out: list[str] = field(default_factory=list)
+    """Messages that were an opt-out keyword: confirmed, not answered."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +101,7 @@ class InboundResult:
             "statuses_applied": self.statuses_applied,
             "statuses_ignored": self.statuses_ignored,
             "dead_lettered": self.dead_lettered,
+            "opted_out": self.opted_out,
         }
 
 
@@ -112,8 +118,16 @@ def handle_webhook(
     mark_read: MarkRead | None = None,
     fetch_media: FetchMedia | None = None,
     owner: str = "",
+    opt_out: OptOutPolicy | None = None,
+    enqueue_send: EnqueueSend | None = None,
+    observe_priced: Callable[[PricedMessage], None] | None = None,
 ) -> InboundResult:
     """Apply every status and pass every new message of one webhook delivery on to be recorded.
+
+    Template webhooks update the kept templates, ``user_preferences`` ones opt customers out of
+    marketing or back in, and a message that is an opt-out keyword of ``opt_out`` opts its
+    customer out and is confirmed once (sent with ``enqueue_send``) instead of answered.
+    ``observe_priced`` is told of each message Meta priced, counted once.
 
     ``owner`` identifies the delivery being processed (the Celery task id, which a retry or a
     redelivery keeps), so that the same delivery can take up a message it had claimed before
@@ -138,8 +152,17 @@ def handle_webhook(
     result.customers = CustomerBook(redis_client).learn_event(event)
     store = MessageStore(redis_client)
     handoffs = HandoffStore(redis_client)
+    templates = TemplateStore(redis_client)
+    for change in event.changes:
+        if change.field in TEMPLATE_FIELDS:
+            apply_update(templates, change.field, change.value)
+    opt_outs = OptOutBook(redis_client)
+    book = CustomerBook(redis_client)
+    for preference in event.user_preferences:
+        apply_preference(opt_outs, book, preference)
     for status in event.statuses:
         try:
+            count_pricing(redis_client, status, observe_priced)
             applied = apply_status(store, status)
         except RedisError:
             raise
@@ -165,6 +188,11 @@ def handle_webhook(
         try:
             turn = describe(message, customer)
             log.info("inbound %s message %s", turn.type, turn.id)
+            if opt_out is not None and turn.type == "text" and opt_out.is_opt_out(turn.text):
+                confirm_opt_out(redis_client, opt_outs, turn, opt_out, enqueue_send)
+                finish(redis_client, message.id)
+                result.opted_out.append(message.id)
+                continue
             if mark_read is not None and turn.type not in ("reaction", "system"):
                 typing = turn.expects_reply and not handoffs.get(
                     turn.phone_number_id, turn.customer
@@ -188,6 +216,38 @@ def handle_webhook(
         finish(redis_client, message.id)
         result.accepted.append(message.id)
     return result
+
+
+def confirm_opt_out(
+    redis_client: redis.Redis,
+    opt_outs: OptOutBook,
+    turn: CustomerTurn,
+    policy: OptOutPolicy,
+    enqueue_send: EnqueueSend | None,
+) -> str | None:
+    """Opt the turn's customer out of marketing and queue the one confirmation; its message id,
+    or None when the customer had opted out before (by another message)."""
+    newly = opt_outs.opt_out(turn.phone_number_id, turn.customer, KEYWORD, turn.at, turn.id)
+    earlier = opt_outs.get(turn.phone_number_id, turn.customer)
+    # This same message again (a retry after a crash) still gets its confirmation, once.
+    if not newly and (earlier is None or earlier.message_id != turn.id):
+        log.info("message %s: customer already opted out, not confirmed again", turn.id)
+        return None
+    message_id = reply_id(turn.id)
+    payload = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        **turn.address,
+        "type": "text",
+        "text": {"body": policy.confirmation},
+    }
+    MessageStore(redis_client).create(
+        message_id, payload, priority="high", phone_number_id=turn.phone_number_id
+    )
+    if enqueue_send is not None:
+        enqueue_send(message_id, "high")
+    log.info("message %s: customer opted out of marketing; confirmation %s", turn.id, message_id)
+    return message_id
 
 
 WEBHOOK_TASK = "inbound.process_webhook"
@@ -357,7 +417,9 @@ def record_reply(reply_data: dict[str, Any], *, redis_client: redis.Redis) -> bo
     exchange = Exchange.from_dict(reply_data["exchange"])
     return ConversationStore(redis_client).record(
         # "wa_id": a reply queued before the contact book, when the phone was the key.
-        reply_data["phone_number_id"], reply_data.get("customer") or reply_data["wa_id"], exchange
+        reply_data["phone_number_id"],
+        reply_data.get("customer") or reply_data["wa_id"],
+        exchange,
     )
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from app.config import Settings
 from app.conversations.customers import CustomerBook
+from app.conversations.optout import OptOutBook
 from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 from app.errors import DeliveryError
+from app.templates import MARKETING, TemplateRefused, TemplateStore, check_send
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.ids import is_phone_number_id
 from app.whatsapp.messages import validate_message
@@ -129,6 +131,8 @@ def prepare(
     fallback: FallbackTemplate | None,
     is_registered: Callable[[str], bool] | None = None,
     customers: CustomerBook | None = None,
+    templates: TemplateStore | None = None,
+    opt_outs: OptOutBook | None = None,
 ) -> Submission:
     """Validate one message of the API and apply the customer's 24-hour window.
 
@@ -136,7 +140,10 @@ def prepare(
     ``phone_number_id`` if ``is_registered`` says it is one of the gateway's numbers. The
     customer is ``to`` (a phone) or ``recipient`` (a BSUID); given both, ``to`` wins, as at Meta.
     ``customers`` finds the customer key their window is kept under (without it: the id itself).
-    Raises :class:`Refused` with ``invalid_message`` (naming the field) or ``window_closed``.
+    ``templates`` checks a template send against the synced templates (``template_invalid``),
+    and ``opt_outs`` refuses a marketing template to a customer who opted out (``opted_out``).
+    Raises :class:`Refused` with ``invalid_message`` (naming the field), ``template_invalid``,
+    ``opted_out`` or ``window_closed``.
     """
     if not isinstance(body, dict):
         raise Refused("invalid_message", "body", "must be a JSON object")
@@ -168,6 +175,18 @@ def prepare(
     known = None
     if customers is not None and message.get("recipient_type") != "group":
         customer = known = customers.key_for(sender, customer)
+    if message.get("type") == "template" and templates is not None:
+        try:
+            kept = check_send(templates, message["template"])
+        except TemplateRefused as exc:
+            raise Refused("template_invalid", exc.field, exc.message) from None
+        if (
+            kept is not None
+            and kept.category == MARKETING
+            and opt_outs is not None
+            and opt_outs.is_opted_out(sender, customer)
+        ):
+            raise Refused("opted_out", address, "the customer opted out of marketing messages")
     if not is_free_form(message) or windows.is_open(sender, customer):
         return Submission(message, priority, phone_number_id=sender, customer=known)
     if fallback is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.campaigns import count_status
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
 from app.whatsapp.webhook import Status
@@ -31,12 +32,14 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     if status.status not in WEBHOOK_STATUSES:
         log.info("status %s of %s ignored", status.status, status.id)
         return False
-    held = {"status": status.status, "errors": status.errors}
+    pricing = status.pricing
+    category = str(pricing.category).lower() if pricing and pricing.category else None
+    held = {"status": status.status, "errors": status.errors, "pricing_category": category}
     message_id = store.id_for_wamid_or_hold(status.id, held)
     if message_id is None:
         log.info("status %s for %s held until its send is recorded", status.status, status.id)
         return False
-    return _apply(store, message_id, status.status, status.errors, wamid=status.id)
+    return _apply(store, message_id, status.status, status.errors, status.id, category)
 
 
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
@@ -57,7 +60,15 @@ def _apply_held(
     a run that dies in between leaves them for the next run of the send task; applying one twice
     changes nothing."""
     for item in early:
-        _apply(store, message_id, item["status"], item.get("errors") or [], wamid, early=True)
+        _apply(
+            store,
+            message_id,
+            item["status"],
+            item.get("errors") or [],
+            wamid,
+            item.get("pricing_category"),
+            early=True,
+        )
     if early:
         log.info(
             "message %s: %d statuses that came before its wamid applied", message_id, len(early)
@@ -72,8 +83,11 @@ def _apply(
     status: str,
     errors: list[dict[str, Any]],
     wamid: str,
+    pricing_category: str | None = None,
     early: bool = False,
 ) -> bool:
+    # A campaign's counts take every status, even one its message is already past.
+    count_status(store.redis, message_id, status, pricing_category)
     target = WEBHOOK_STATUSES[status]
     if target == FAILED:
         # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.

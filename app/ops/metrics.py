@@ -166,6 +166,12 @@ RETRIES = Counter("whatsapp_retries", "Task retries by reason.", ["reason"])
 CACHE_LOOKUPS = Counter(
     "whatsapp_cache_lookups", "Reply-cache lookups by result (hit or miss).", ["result"]
 )
+PRICED_MESSAGES = Counter(
+    "whatsapp_priced_messages",
+    "Messages Meta priced in its status webhooks (each once), by sending number, category, "
+    "billable and pricing model.",
+    ["phone_number_id", "category", "billable", "pricing_model"],
+)
 TASKS_IN_PROGRESS = Gauge(
     "whatsapp_tasks_in_progress",
     "Celery tasks running now, by task name.",
@@ -250,6 +256,16 @@ def observe_processing(message_type: str | None, seconds: float) -> None:
         seconds
     )
     _add({w.PROCESSING_SUM: seconds, w.PROCESSING_COUNT: 1})
+
+
+def observe_priced(message: Any) -> None:
+    """Count one message Meta priced (an ``app.delivery.pricing.PricedMessage``)."""
+    PRICED_MESSAGES.labels(
+        message.phone_number_id,
+        message.category,
+        str(message.billable).lower(),
+        message.pricing_model,
+    ).inc()
 
 
 def observe_ai_response(action: str, seconds: float) -> None:

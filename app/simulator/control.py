@@ -12,6 +12,8 @@ from flask import Blueprint, jsonify, request
 from app.simulator.customers import Customer
 from app.simulator.samples import SAMPLES
 from app.simulator.state import Simulator, current_simulator
+from app.simulator.templatebook import CATEGORIES
+from app.templates import FIELD_CATEGORY, FIELD_QUALITY, FIELD_STATUS
 from app.whatsapp.ids import is_user_id
 from app.whatsapp.messages import MEDIA_TYPES
 from app.whatsapp.phone import validate_whatsapp_number
@@ -222,6 +224,35 @@ def raw_event():
         return jsonify({"error": "no webhook URL configured"}), 409
     payload = sim.envelope(data["value"], str(data.get("field", "messages")))
     return jsonify({"gateway_status": sim.dispatcher.deliver_now(payload)})
+
+
+@bp.post("/templates/<template_id>/<action>")
+def change_template(template_id: str, action: str):
+    """``approve``, ``reject`` (optional ``reason``), ``quality`` (``score``: GREEN, YELLOW, RED)
+    or ``category`` (``category``) a template, and deliver the webhook Meta sends about it."""
+    sim = current_simulator()
+    if sim.templates.find(template_id) is None:
+        return jsonify({"error": "no such template"}), 404
+    data = request.get_json(force=True, silent=True) or {}
+    if not isinstance(data, dict):
+        return jsonify({"error": "send a JSON object"}), 400
+    if action == "approve":
+        payload = sim.templates.change(template_id, FIELD_STATUS, status="APPROVED")
+    elif action == "reject":
+        reason = str(data.get("reason", "INVALID_FORMAT"))
+        payload = sim.templates.change(
+            template_id, FIELD_STATUS, status="REJECTED", rejected_reason=reason
+        )
+    elif action == "quality" and data.get("score") in ("GREEN", "YELLOW", "RED"):
+        payload = sim.templates.change(
+            template_id, FIELD_QUALITY, quality_score={"score": data["score"]}
+        )
+    elif action == "category" and data.get("category") in CATEGORIES:
+        payload = sim.templates.change(template_id, FIELD_CATEGORY, category=data["category"])
+    else:
+        return jsonify({"error": "approve, reject, quality {score} or category {category}"}), 400
+    status = sim.dispatcher.deliver_now(payload) if sim.dispatcher is not None else None
+    return jsonify({"template": sim.templates.find(template_id), "gateway_status": status})
 
 
 @bp.get("/health")

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request
 from app.simulator.graph import authorised, injected_fault, pause, refuse, unknown_object
 from app.simulator.meta import new_wamid
 from app.simulator.state import current_simulator
+from app.simulator.templatebook import template_refusal
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.ids import is_user_id
 from app.whatsapp.messages import validate_request
@@ -53,6 +54,10 @@ def messages(version: str, phone_number_id: str):
     injected = injected_fault()
     if injected is not None:
         return injected
+    if body["type"] == "template":
+        refusal = template_refusal(sim.templates, body["template"])
+        if refusal is not None:
+            return refuse(*refusal)
     if sim.throughput is not None and not sim.throughput.take():
         return refuse(130429, "Message throughput limit of this phone number reached")
     if config.pair_limit and not sim.pairs.take(key):
@@ -70,7 +75,13 @@ def messages(version: str, phone_number_id: str):
     with sim.lock:
         sim.received.append({"wamid": wamid, "at": arrived, "body": received})
     if body["type"] != "reaction":
-        category = "utility" if body["type"] == "template" else "service"
+        category = "service"
+        if body["type"] == "template":
+            # Meta prices a template by its category; one it does not hold counts as utility.
+            kept = sim.templates.named(
+                body["template"]["name"], body["template"]["language"]["code"]
+            )
+            category = kept["category"].lower() if kept else "utility"
         sim.schedule_statuses(wamid, address, category, failure, by_phone=to is not None)
     if sim.faults.late_answer_rate and sim.random.random() < sim.faults.late_answer_rate:
         pause(sim.faults.late_answer_seconds)  # accepted either way

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.simulator import control, media, messages
+from app.simulator import control, media, messages, templates
 from app.simulator.faults import Faults
 from app.simulator.state import EXTENSION, Simulator, SimulatorConfig
 
@@ -25,6 +25,7 @@ def create_simulator(config: SimulatorConfig, faults: Faults | None = None) -> F
     app.extensions[EXTENSION] = Simulator(config, faults)
     app.register_blueprint(messages.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(templates.bp)
     app.register_blueprint(control.bp)
     return app
 

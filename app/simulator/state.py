@@ -21,6 +21,7 @@ from app.simulator.faults import Faults
 from app.simulator.limits import PairLimiter, ServiceWindows, TokenBucket
 from app.simulator.mediastore import MEDIA_CAPACITY_BYTES, MEDIA_URL_TTL, MediaStore
 from app.simulator.meta import envelope, new_wamid, status_error, status_item
+from app.simulator.templatebook import TemplateBook
 from app.whatsapp.ids import is_user_id
 from app.whatsapp.phone import is_parent_user_id, validate_whatsapp_number
 
@@ -104,6 +105,7 @@ class Simulator:
         self.media = MediaStore(config.media_capacity_bytes, config.media_url_ttl)
         self.random = random.Random()
         self.customers = CustomerBook(config.business_account_id)
+        self.templates = TemplateBook(config.business_account_id)
         self._apply_limits()
         self.dispatcher = (
             WebhookDispatcher(config.webhook_url, config.webhook_secret)

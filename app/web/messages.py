@@ -24,6 +24,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.config import Settings
 from app.conversations.customers import CustomerBook
+from app.conversations.optout import OptOutBook
 from app.credentials import is_registered
 from app.db import get_redis
 from app.delivery import intake
@@ -37,6 +38,7 @@ from app.delivery.idempotency import (
 from app.delivery.messages import MessageStore
 from app.delivery.window import CustomerWindows, FallbackTemplate
 from app.errors import ApiError
+from app.templates import TemplateStore
 from app.web.auth import require_number, requires
 from tasks.enqueue import enqueue_sends
 
@@ -70,7 +72,7 @@ def fallback_template() -> FallbackTemplate | None:
     return current_app.extensions["window_fallback"]
 
 
-def _json_body(max_bytes: int) -> Any:
+def json_body(max_bytes: int) -> Any:
     request.max_content_length = max_bytes  # 413 past it, before the body is read
     raw = request.get_data(cache=False)
     try:
@@ -110,6 +112,8 @@ def _prepare(body: Any) -> intake.Submission:
         fallback=fallback_template(),
         is_registered=lambda number: is_registered(redis_client, number),
         customers=CustomerBook(redis_client),
+        templates=TemplateStore(redis_client),
+        opt_outs=OptOutBook(redis_client),
     )
     require_number(submission.phone_number_id or _settings().phone_number_id)
     return submission
@@ -174,7 +178,7 @@ def _accepted(payload: dict[str, Any], replayed: bool):
 def create_message():
     """Accept one message: 202 with its id once durably enqueued."""
     key = _idempotency_key()
-    body = _json_body(MAX_MESSAGE_BYTES)
+    body = json_body(MAX_MESSAGE_BYTES)
     try:
         submission = _prepare(body)
     except intake.Refused as refused:
@@ -188,7 +192,7 @@ def create_message():
 def create_batch():
     """Accept up to 1,000 messages, each validated; all are accepted or none."""
     key = _idempotency_key()
-    body = _json_body(MAX_BATCH_BYTES)
+    body = json_body(MAX_BATCH_BYTES)
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list) or not messages:
         raise ApiError(422, "invalid_batch", "must be a non-empty list", field="messages")

@@ -15,8 +15,10 @@ from flask import Blueprint, jsonify
 
 from app import __version__
 from app.api_keys import ADMIN, DEAD_LETTERS, READ, SCOPES, SEND
+from app.campaigns import COUNTED, MAX_AUDIENCE, STATES
 from app.conversations.context import BUSINESS, CUSTOMER
 from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
+from app.conversations.optout import SOURCES
 from app.delivery.dead_letters import DIRECTIONS, INBOUND_KINDS, REASONS
 from app.delivery.idempotency import MAX_KEY_LENGTH
 from app.delivery.intake import MAX_BATCH, PRIORITIES
@@ -463,6 +465,293 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+SCHEMAS["Template"] = {
+    "type": "object",
+    "required": ["id", "name", "language", "status", "category", "components"],
+    "description": "a message template as Meta last described it (sync or webhook)",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "language": {"type": "string"},
+        "status": {"type": "string", "description": "APPROVED, PENDING, REJECTED, PAUSED..."},
+        "category": {"type": "string", "description": "MARKETING, UTILITY or AUTHENTICATION"},
+        "components": {"type": "array", "items": _OPEN},
+        "quality_score": {**_NULLABLE_STRING, "description": "GREEN, YELLOW, RED or UNKNOWN"},
+        "reason": {**_NULLABLE_STRING, "description": "why Meta rejected or paused it"},
+        "updated_at": {"type": "number"},
+    },
+}
+SCHEMAS["CustomerPreferences"] = {
+    "type": "object",
+    "required": ["phone_number_id", "customer", "marketing_opt_out"],
+    "properties": {
+        "phone_number_id": {"type": "string"},
+        "customer": _ref("Customer"),
+        "marketing_opt_out": {
+            "type": ["object", "null"],
+            "description": "null unless the customer opted out of marketing from this number",
+            "properties": {
+                "since": {"type": "number"},
+                "source": {"enum": list(SOURCES)},
+                "message_id": {
+                    **_NULLABLE_STRING,
+                    "description": "the message that carried the keyword",
+                },
+            },
+        },
+    },
+}
+SCHEMAS["Campaign"] = {
+    "type": "object",
+    "required": ["id", "state", "template", "audience", "dispatched", "counts", "pricing"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "state": {"enum": list(STATES)},
+        "template": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "language": {"type": "string"}},
+        },
+        "category": {"type": "string"},
+        "phone_number_id": {"type": "string"},
+        "rate_share": {"type": "number"},
+        "schedule_at": _NULLABLE_STRING,
+        "audience": {"type": "integer", "description": "recipients"},
+        "dispatched": {"type": "integer", "description": "recipients handed out so far"},
+        "counts": {
+            "type": "object",
+            "description": "recipients that reached each status (a read message counts as "
+            "sent and delivered too); `opted_out` and `invalid` were skipped",
+            "properties": {status: {"type": "integer"} for status in COUNTED},
+        },
+        "pricing": {**_COUNTS, "description": "messages by Meta's pricing category"},
+        "created_at": {"type": "string"},
+        "ended_at": _NULLABLE_STRING,
+    },
+}
+_CAMPAIGN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CAMPAIGN = _json(_ref("Campaign"), "the campaign")
+_PREFERENCES = _json(_ref("CustomerPreferences"), "the customer and their marketing opt-out")
+
+
+def _campaign_change(operation: str, summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation,
+            "security": _needs(SEND),
+            "summary": summary,
+            "parameters": [_CAMPAIGN_ID],
+            "responses": {
+                "200": _CAMPAIGN,
+                **_guarded(per_number=True),
+                "404": _error("no campaign with this id"),
+                "409": _error("its state does not allow it (`invalid_state`)"),
+            },
+        }
+    }
+
+
+def _opt(operation: str, summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation,
+            "security": _needs(SEND),
+            "summary": summary,
+            "parameters": [_WA_ID],
+            "responses": {
+                "200": _PREFERENCES,
+                "400": _error("not a WhatsApp id"),
+                **_guarded(per_number=True),
+            },
+        }
+    }
+
+
+BUSINESS_PATHS: dict[str, Any] = {
+    "/v1/templates": {
+        "get": {
+            "operationId": "listTemplates",
+            "security": _needs(READ),
+            "summary": "The account's templates as kept (wa-gateway templates sync, webhooks)",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["templates", "synced_at"],
+                        "properties": {
+                            "templates": {"type": "array", "items": _ref("Template")},
+                            "synced_at": _NULLABLE_STRING,
+                        },
+                    },
+                    "templates by name and language",
+                ),
+                **_guarded(),
+            },
+        }
+    },
+    "/v1/customers/{id}": {
+        "get": {
+            "operationId": "getCustomer",
+            "security": _needs(READ),
+            "summary": "A customer's ids and marketing opt-out",
+            "parameters": [_WA_ID],
+            "responses": {
+                "200": _PREFERENCES,
+                "400": _error("not a WhatsApp id"),
+                **_guarded(per_number=True),
+                "404": _error("the gateway knows nothing of this customer"),
+            },
+        }
+    },
+    "/v1/customers/{id}/opt-out": _opt("optOutCustomer", "Opt the customer out of marketing"),
+    "/v1/customers/{id}/opt-in": _opt("optInCustomer", "Opt the customer back in to marketing"),
+    "/v1/campaigns": {
+        "post": {
+            "operationId": "createCampaign",
+            "security": _needs(SEND),
+            "summary": "Send an approved template to an audience on the bulk lane",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["template", "audience"],
+                            "properties": {
+                                "name": {"type": "string", "maxLength": 200},
+                                "template": {
+                                    "type": "object",
+                                    "required": ["name", "language"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "language": {"type": "string"},
+                                    },
+                                },
+                                "components": {
+                                    "type": "array",
+                                    "items": _OPEN,
+                                    "description": "header and button components every "
+                                    "recipient gets",
+                                },
+                                "audience": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": MAX_AUDIENCE,
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "to": {"type": "string"},
+                                            "recipient": {"type": "string"},
+                                            "parameters": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                                "description": "the body's parameters",
+                                            },
+                                        },
+                                    },
+                                },
+                                "schedule_at": {"type": "string", "format": "date-time"},
+                                "rate_share": {
+                                    "type": "number",
+                                    "exclusiveMinimum": 0,
+                                    "maximum": 1,
+                                    "description": "share of the number's send rate; 0.5 "
+                                    "unless given",
+                                },
+                                "phone_number_id": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _CAMPAIGN,
+                "400": _error("the body is not JSON"),
+                **_guarded(per_number=True),
+                "413": _error("the body is too large"),
+                "422": _error(
+                    "invalid campaign (`invalid_campaign`, `field` names it), or a template "
+                    "that is not approved (`template_invalid`)"
+                ),
+            },
+        }
+    },
+    "/v1/campaigns/{id}": {
+        "get": {
+            "operationId": "getCampaign",
+            "security": _needs(READ),
+            "summary": "A campaign's state, counts per status and per pricing category",
+            "parameters": [_CAMPAIGN_ID],
+            "responses": {
+                "200": _CAMPAIGN,
+                **_guarded(per_number=True),
+                "404": _error("no campaign with this id"),
+            },
+        }
+    },
+    "/v1/campaigns/{id}/pause": _campaign_change("pauseCampaign", "Stop handing out"),
+    "/v1/campaigns/{id}/resume": _campaign_change("resumeCampaign", "Go on where it paused"),
+    "/v1/campaigns/{id}/cancel": _campaign_change("cancelCampaign", "Stop for good"),
+    "/v1/analytics/pricing": {
+        "get": {
+            "operationId": "getPricing",
+            "security": _needs(READ),
+            "summary": "Messages Meta priced, per day, number, category and pricing model",
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": description,
+                    "schema": {"type": "string", "format": "date"},
+                }
+                for name, description in (
+                    ("from", "first UTC day; default 29 days before `to`"),
+                    ("to", "last UTC day; default today"),
+                )
+            ]
+            + [
+                {
+                    "name": "phone_number_id",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{5,20}$"},
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["from", "to", "pricing"],
+                        "properties": {
+                            "from": {"type": "string"},
+                            "to": {"type": "string"},
+                            "pricing": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "day": {"type": "string"},
+                                        "phone_number_id": {"type": "string"},
+                                        "category": {"type": "string"},
+                                        "billable": {"type": "boolean"},
+                                        "pricing_model": {"type": "string"},
+                                        "messages": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    "counts, oldest day first",
+                ),
+                "400": _error("a bad day, range or number (`invalid_parameter`)"),
+                **_guarded(per_number=True),
+            },
+        }
+    },
+}
+"""The operations of templates, customers' opt-outs, campaigns and pricing."""
+
 _KEY_DESCRIPTION = (
     "A key from `GATEWAY_API_KEYS` or `wa-gateway apikeys create --scope ...`. Each operation "
     f"lists the scope it needs ({', '.join(f'`{scope}`' for scope in SCOPES)}): `{SEND}` sends "
@@ -501,7 +790,8 @@ def spec() -> dict[str, Any]:
                         "409": _error("the Idempotency-Key was used with another body"),
                         "413": _error("the body is too large"),
                         "422": _error(
-                            "invalid message or number (`field` names it), or `window_closed`"
+                            "invalid message or number (`field` names it), `window_closed`, "
+                            "`template_invalid` or `opted_out`"
                         ),
                         "429": _QUEUE_FULL,
                     },
@@ -768,6 +1058,7 @@ def spec() -> dict[str, Any]:
                     },
                 }
             },
+            **BUSINESS_PATHS,
         },
         "components": {
             "schemas": SCHEMAS,

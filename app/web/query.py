@@ -7,6 +7,7 @@ is a 400 ``invalid_parameter`` naming the parameter, never a 500 or a silent gue
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from flask import request
@@ -47,3 +48,19 @@ def query_bool(name: str, default: bool) -> bool:
     if raw not in _BOOLEANS:
         raise invalid_parameter(name, "must be true or false")
     return _BOOLEANS[raw]
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def query_date(name: str, default: dt.date) -> dt.date:
+    """Query parameter ``name`` as a day, ``YYYY-MM-DD``; ``default`` when absent."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise invalid_parameter(name, "must be a day, YYYY-MM-DD") from None

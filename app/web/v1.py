@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.web import alerts, conversations, dead_letters, messages
+from app.web import (
+    alerts,
+    analytics,
+    campaigns,
+    conversations,
+    customers,
+    dead_letters,
+    messages,
+    templates,
+)
 from app.web.auth import authenticate
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -14,3 +23,7 @@ bp.register_blueprint(messages.bp)
 bp.register_blueprint(dead_letters.bp)
 bp.register_blueprint(conversations.bp)
 bp.register_blueprint(alerts.bp)
+bp.register_blueprint(templates.bp)
+bp.register_blueprint(customers.bp)
+bp.register_blueprint(campaigns.bp)
+bp.register_blueprint(analytics.bp)

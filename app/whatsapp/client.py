@@ -252,6 +252,16 @@ class GraphClient:
         if body.get("success") is not True:
             raise GraphAPIError.from_response(502, {"error": {"message": "media not deleted"}})
 
+    def list_templates(
+        self, business_account_id: str, after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of the account's ``message_templates`` (``data`` and ``paging``)."""
+        waba = _checked("business account id", business_account_id, ids.is_business_account_id)
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        return self.request("GET", f"{waba}/message_templates", params=params)
+
     def _number(self) -> str:
         """This client's phone number id, as a URL path segment, once checked."""
         return _checked("phone number id", self.phone_number_id, ids.is_phone_number_id)

@@ -26,6 +26,9 @@ two-letter country code, a dot, up to 128 alphanumerics."""
 PHONE_NUMBER_ID = re.compile(r"[0-9]{5,20}")
 """Meta's id of a business phone number."""
 
+BUSINESS_ACCOUNT_ID = re.compile(r"[0-9]{5,20}")
+"""Meta's id of a WhatsApp Business Account (WABA): a numeric Graph id."""
+
 MEDIA_ID = re.compile(r"[0-9]{1,32}")
 """Meta's id of an uploaded or received media file (numeric, like every Graph object id)."""
 
@@ -62,6 +65,11 @@ def is_customer_id(value: Any) -> bool:
 def is_phone_number_id(value: Any) -> bool:
     """Whether ``value`` is Meta's id of a business phone number (see :data:`PHONE_NUMBER_ID`)."""
     return _whole(PHONE_NUMBER_ID, value)
+
+
+def is_business_account_id(value: Any) -> bool:
+    """Whether ``value`` is a WhatsApp Business Account id (see :data:`BUSINESS_ACCOUNT_ID`)."""
+    return _whole(BUSINESS_ACCOUNT_ID, value)
 
 
 def is_media_id(value: Any) -> bool:

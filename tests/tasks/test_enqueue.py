@@ -28,6 +28,13 @@ CASES = [
         [["m1", "m2"], "bulk"],
         "send.bulk",
     ),
+    (
+        enqueue.enqueue_dispatch_campaign,
+        ["c1", 200],
+        "campaigns.dispatch_campaign",
+        ["c1", 200],
+        "send.bulk",
+    ),
 ]
 
 

@@ -30,6 +30,16 @@ ROUTES = [
     ("post", "/v1/dead-letters/abc/replay", "dead_letters"),
     ("post", "/v1/dead-letters/replay", "dead_letters"),
     ("delete", "/v1/dead-letters/abc", "dead_letters"),
+    ("get", "/v1/templates", "read"),
+    ("get", f"/v1/customers/{CUSTOMER}", "read"),
+    ("post", f"/v1/customers/{CUSTOMER}/opt-out", "send"),
+    ("post", f"/v1/customers/{CUSTOMER}/opt-in", "send"),
+    ("post", "/v1/campaigns", "send"),
+    ("get", "/v1/campaigns/abc", "read"),
+    ("post", "/v1/campaigns/abc/pause", "send"),
+    ("post", "/v1/campaigns/abc/resume", "send"),
+    ("post", "/v1/campaigns/abc/cancel", "send"),
+    ("get", "/v1/analytics/pricing", "read"),
 ]
 """Every /v1 operation, a path that reaches it, and the scope it needs."""
 
@@ -37,6 +47,7 @@ BODIES = {
     "/v1/messages": {"to": "1"},
     "/v1/messages/batch": {"messages": [{"to": "1"}]},
     "/v1/dead-letters/replay": {"reason": "permanent_error"},
+    "/v1/campaigns": {"template": {"name": "unknown", "language": "es"}, "audience": []},
 }
 """Bodies that get past authentication without queueing anything."""
 

@@ -23,12 +23,28 @@ from app.conversations.customers import CustomerBook, Identity
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DELIVERED, SENT, MessageStore
+from app.delivery.pricing import count_pricing
 from app.ops.alerts import AlertEvaluator, AlertThresholds
 from app.ops.state import DeploymentState
+from app.simulator.meta import status_item
+from app.templates import Template, TemplateStore
+from app.whatsapp.webhook import parse_webhook
 from tests.conversations.helpers import exchange, reply
+from tests.stack import envelope
 from tests.web.test_messages import AUTH, NUMBER, TEMPLATE, make_client
 
 WA_ID = "573001234567"
+PROMO = Template(
+    id="1",
+    name="promo",
+    language="es",
+    status="APPROVED",
+    category="MARKETING",
+    components=[{"type": "BODY", "text": "Hola {{1}}"}],
+    quality_score="GREEN",
+    reason="NONE",
+    updated_at=1.0,
+)
 SUBSCHEMA_LISTS = ("oneOf", "anyOf", "allOf")
 
 
@@ -191,6 +207,48 @@ def exercise(api: Recorder, redis_client) -> None:
         )
     )
     api.call("get", "/v1/alerts")
+
+    # Templates (synced last: from here on template sends are checked), opt-outs, campaigns.
+    TemplateStore(redis_client).replace_all([PROMO])
+    api.call("get", "/v1/templates")
+    api.call("post", f"/v1/customers/{WA_ID}/opt-out")
+    api.call("get", f"/v1/customers/{WA_ID}")
+    api.call("post", f"/v1/customers/{WA_ID}/opt-in")
+    api.call("post", "/v1/customers/12/opt-in")
+    api.call("get", "/v1/customers/573009999999")
+    audience = [{"to": WA_ID, "parameters": ["Ana"]}]
+    campaign = api.call(
+        "post",
+        "/v1/campaigns",
+        json={
+            "name": "Navidad",
+            "template": {"name": "promo", "language": "es"},
+            "audience": audience,
+            "schedule_at": "2099-01-01T00:00:00Z",
+        },
+    ).json["id"]
+    api.call(
+        "post",
+        "/v1/campaigns",
+        json={"template": {"name": "nope", "language": "es"}, "audience": audience},
+    )
+    api.call("post", "/v1/campaigns", data=b"{", content_type="application/json")
+    api.call("get", f"/v1/campaigns/{campaign}")
+    api.call("get", "/v1/campaigns/nope")
+    api.call("post", f"/v1/campaigns/{campaign}/pause")
+    api.call("post", f"/v1/campaigns/{campaign}/resume")
+    api.call("post", f"/v1/campaigns/{campaign}/cancel")
+    api.call("post", f"/v1/campaigns/{campaign}/cancel")
+    api.call("post", f"/v1/campaigns/{campaign}/resume")
+    api.call("post", f"/v1/campaigns/{campaign}/pause")
+
+    # Pricing, from a status webhook as Meta sends it.
+    status = parse_webhook(
+        envelope({"statuses": [status_item("wamid.P", WA_ID, "sent", "marketing")]})
+    )
+    count_pricing(redis_client, status.statuses[0])
+    api.call("get", "/v1/analytics/pricing")
+    api.call("get", "/v1/analytics/pricing?from=2026-13-01")
 
 
 @pytest.fixture
