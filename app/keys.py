@@ -197,3 +197,19 @@ SEND_PENDING = PREFIX + ":send:pending"
 is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis
 transport pops a task before it records it as unacknowledged, so a worker killed in between
 loses it); the recovery sweep enqueues it again. No TTL: members leave when the send ends."""
+
+# --- Events to the business's systems (app/events) -------------------------------------------------
+
+EVENT_SUBSCRIPTIONS = PREFIX + ":events:subscriptions"
+"""Hash: subscription id to JSON (URL, event types, created time, the secret encrypted with
+Fernet). No TTL: a subscription lasts until it is deleted."""
+
+EVENT_SEQUENCE = PREFIX + ":events:seq:{conversation_id}"
+"""The last sequence number given to an event of this conversation (``{conversation_id}``: the
+customer key), so a receiver can put one conversation's events in order."""
+EVENT_SEQUENCE_TTL = PROFILE_TTL
+"""As long as a profile (renewed by every event): a returning customer's events keep counting up."""
+
+HANDOFFS_ACTIVE = PREFIX + ":handoffs:{phone_number_id}"
+"""Sorted set: customer keys whose conversation with this number is handed off, scored by when
+the handoff started; members whose ``HANDOFF`` key expired are dropped when listed."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import Celery
 
 app = Celery(
-    "wa_gateway", include=["tasks.inbound", "tasks.context", "tasks.outbound", "tasks.alerts"]
+    "wa_gateway",
+    include=["tasks.inbound", "tasks.context", "tasks.outbound", "tasks.alerts", "tasks.events"],
 )
 app.config_from_object("celeryconfig")
 app.set_default()

@@ -17,6 +17,8 @@ from typing import Any
 
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
+from app.events.delivery import emit
+from app.events.subscriptions import MESSAGE_STATUS
 from app.whatsapp.webhook import Status
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     if message_id is None:
         log.info("status %s for %s held until its send is recorded", status.status, status.id)
         return False
-    return _apply(store, message_id, status.status, status.errors)
+    return _apply(store, message_id, wamid=status.id, status=status.status, errors=status.errors)
 
 
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
@@ -57,7 +59,14 @@ def _apply_held(
     a run that dies in between leaves them for the next run of the send task; applying one twice
     changes nothing."""
     for item in early:
-        _apply(store, message_id, item["status"], item.get("errors") or [], early=True)
+        _apply(
+            store,
+            message_id,
+            wamid=wamid,
+            status=item["status"],
+            errors=item.get("errors") or [],
+            early=True,
+        )
     if early:
         log.info(
             "message %s: %d statuses that came before its wamid applied", message_id, len(early)
@@ -69,6 +78,8 @@ def _apply_held(
 def _apply(
     store: MessageStore,
     message_id: str,
+    *,
+    wamid: str,
     status: str,
     errors: list[dict[str, Any]],
     early: bool = False,
@@ -76,5 +87,32 @@ def _apply(
     target = WEBHOOK_STATUSES[status]
     if target == FAILED:
         # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
-        return dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
-    return store.advance(message_id, target, note={"arrived_before_wamid": True} if early else None)
+        applied = dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
+    else:
+        note = {"arrived_before_wamid": True} if early else None
+        applied = store.advance(message_id, target, note=note)
+    if applied:
+        _announce(store, message_id, wamid, status, errors)
+    return applied
+
+
+def _announce(
+    store: MessageStore, message_id: str, wamid: str, status: str, errors: list[dict[str, Any]]
+) -> None:
+    """The ``message.status`` event of a status that moved its message (one per status: a
+    repeat of the webhook moves nothing and announces nothing)."""
+
+    def data() -> dict[str, Any]:
+        record = store.get(message_id)
+        payload = record.payload if record is not None else {}
+        return {
+            "message_id": message_id,
+            "wamid": wamid,
+            "status": status,
+            "phone_number_id": record.phone_number_id if record is not None else None,
+            "to": payload.get("to"),
+            "recipient": payload.get("recipient"),
+            "errors": errors,
+        }
+
+    emit(store.redis, MESSAGE_STATUS, data, key=f"{message_id}:{status}")
