@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.web import alerts, conversations, dead_letters, messages
+from app.web import alerts, conversations, dead_letters, events, messages
 from app.web.auth import authenticate
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -14,3 +14,4 @@ bp.register_blueprint(messages.bp)
 bp.register_blueprint(dead_letters.bp)
 bp.register_blueprint(conversations.bp)
 bp.register_blueprint(alerts.bp)
+bp.register_blueprint(events.bp)
