@@ -53,7 +53,7 @@ def test_it_is_openapi_31_and_covers_every_v1_route(client, spec):
 def test_each_operation_names_the_scope_its_view_requires(client, spec):
     adapter = client.application.url_map.bind("localhost")
     per_number = {"sendMessage", "sendMessages", "getMessage", "getConversation"}
-    per_number |= {"startHandoff", "endHandoff"}
+    per_number |= {"startHandoff", "endHandoff", "listHandedOffConversations", "answerConversation"}
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             endpoint, _ = adapter.match(path.replace("{id}", "573001234567"), method=method.upper())
