@@ -44,7 +44,10 @@ def apply_status(store: MessageStore, status: Status) -> bool:
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
     """Record Meta's ``wamid`` for the message, then apply the statuses that came before it;
     returns how many there were."""
-    return _apply_held(store, message_id, wamid, store.record_wamid(message_id, wamid))
+    early = store.record_wamid(message_id, wamid)
+    # Meta's answer is the message's "sent": its webhook, later, moves nothing and says nothing.
+    _announce(store, message_id, wamid, SENT, [])
+    return _apply_held(store, message_id, wamid, early)
 
 
 def apply_early_statuses(store: MessageStore, message_id: str, wamid: str) -> int:
