@@ -212,6 +212,29 @@ def memory_rows(r: dict) -> list[Row]:
     ]
 
 
+def events_rows(r: dict) -> list[Row]:
+    us = r["median_us"]
+    get = f"one Redis GET {us['redis_get']:.0f} µs"
+    return [
+        Row(
+            "emit, nobody subscribed (per message)",
+            f"{us['emit_nobody']:.0f} µs",
+            get,
+            f"{r['ratio_nobody_to_get']:.2f}",
+            "about one Redis read (<= 2)",
+            r["ratio_nobody_to_get"] <= 2,
+        ),
+        Row(
+            "emit, one subscriber",
+            f"{us['emit_one_subscriber']:.0f} µs",
+            get,
+            f"{r['ratio_one_subscriber_to_get']:.2f}",
+            "-",
+            None,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -241,6 +264,7 @@ BENCHMARKS = [
     Benchmark("priority", priority_rows, timeout=600, needs=(REDIS,)),
     Benchmark("ratelimit", ratelimit_rows, timeout=300, needs=(REDIS,)),
     Benchmark("memory", memory_rows, timeout=600, needs=(REDIS,)),
+    Benchmark("events", events_rows, timeout=120, needs=(REDIS,)),
 ]
 
 
