@@ -24,6 +24,7 @@ import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from app import keys
+from app.credentials import REPLACE_IF_UNCHANGED
 from app.errors import EventError
 
 MESSAGE_RECEIVED = "message.received"
@@ -176,6 +177,26 @@ class SubscriptionStore:
     def delete(self, subscription_id: str) -> bool:
         """Forget a subscription; events already queued for it are dropped when they run."""
         return bool(self.redis.hdel(keys.EVENT_SUBSCRIPTIONS, subscription_id))
+
+    def rotate(self) -> int:
+        """Re-encrypt every secret under the newest key (``wa-gateway keys rotate``); how many.
+        Compare-and-set per entry, so a subscription deleted or created meanwhile is left as is."""
+        if self.cipher is None:
+            raise ValueError("rotating secrets needs the encryption keys")
+        replace = self.redis.register_script(REPLACE_IF_UNCHANGED)
+        rotated = 0
+        for subscription_id, raw in self.redis.hgetall(keys.EVENT_SUBSCRIPTIONS).items():
+            entry = json.loads(raw)
+            try:
+                entry["secret"] = self.cipher.rotate(entry["secret"].encode()).decode()
+            except InvalidToken:
+                raise EventError(
+                    f"no key in GATEWAY_ENCRYPTION_KEYS decrypts the secret of {subscription_id}"
+                ) from None
+            rotated += replace(
+                keys=[keys.EVENT_SUBSCRIPTIONS], args=[subscription_id, raw, json.dumps(entry)]
+            )
+        return rotated
 
     def secret(self, subscription_id: str) -> str | None:
         """The decrypted secret, or None if there is no such subscription."""

@@ -107,3 +107,12 @@ def test_a_secret_reads_after_key_rotation(redis_client):
     subscription, secret = store.create("https://hooks.example.com/", ["message.status"])
     rotated = SubscriptionStore(redis_client, load_cipher(f"{new},{old}"))
     assert rotated.secret(subscription.id) == secret
+
+
+def test_rotation_reencrypts_every_secret_under_the_newest_key(redis_client):
+    old, new = generate_key(), generate_key()
+    subscription, secret = SubscriptionStore(redis_client, load_cipher(old)).create(
+        "https://hooks.example.com/", ["message.status"]
+    )
+    assert SubscriptionStore(redis_client, load_cipher(f"{new},{old}")).rotate() == 1
+    assert SubscriptionStore(redis_client, load_cipher(new)).secret(subscription.id) == secret
