@@ -83,3 +83,23 @@ def test_a_signature_verifies_with_its_secret_body_and_time_only():
     assert not verify_signature("whsec_a", "v1=abc", body)
     assert not verify_signature("whsec_a", "t=x,v1=abc", body)
     assert json.loads(body)["data"]["text"] == "¿Hola?"
+
+
+def test_a_dead_letter_is_announced_but_an_event_dead_letter_is_not(redis_client):
+    from app.delivery import dead_letters as dl
+    from app.delivery.dead_letters import DeadLetterStore
+    from app.events.subscriptions import DEAD_LETTER_CREATED
+
+    subscription, _ = SubscriptionStore(redis_client, load_cipher(generate_key())).create(
+        "https://a.example.com/", [DEAD_LETTER_CREATED]
+    )
+    store = DeadLetterStore(redis_client)
+    letter = store.add_inbound(
+        "message", dl.MALFORMED, {"id": "wamid.1"}, task="inbound.process_webhook", payload={}
+    )
+    event = {"id": "evt_1", "type": DEAD_LETTER_CREATED, "created_at": 1.0, "data": {}}
+    store.add_event(subscription.id, event, dl.RETRIES_EXHAUSTED, {"code": 500}, attempts=8)
+
+    ((name, (to, announced), _),) = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
+    assert (name, to, announced["type"]) == ("events.deliver", subscription.id, DEAD_LETTER_CREATED)
+    assert announced["data"]["id"] == letter.id and announced["data"]["reason"] == dl.MALFORMED
