@@ -68,7 +68,7 @@ def enqueue_deliver_event(subscription_id: str, event: dict[str, Any]) -> None:
     a delivery the broker lost is queued again by the sweep, as conversation steps are (and a
     publish costs a fraction of Celery's, in the step that emits the event)."""
     task_publisher().publish(
-        "events.deliver",
+        "events.deliver_event",
         [subscription_id, event],
         queue=celeryconfig.QUEUE_EVENTS,
         argsrepr=f"<{event['type']} {event['id']} for {subscription_id}>",  # no customer text
@@ -98,7 +98,7 @@ def requeue(task_name: str, argument: Any) -> None:
         "context.record_turn": enqueue_record_turn,
         "context.record_reply": enqueue_record_reply,
         "inbound.answer_turn": enqueue_answer_turn,
-        "events.deliver": _redeliver_event,
+        "events.deliver_event": _redeliver_event,
     }
     if task_name not in helpers:
         raise ValueError(f"{task_name} is not a conversation step nor an event delivery")

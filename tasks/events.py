@@ -48,7 +48,7 @@ def event_policy() -> RetryPolicy:
     )
 
 
-@shared_task(base=GatewayTask, bind=True, name="events.deliver", ignore_result=True)
+@shared_task(base=GatewayTask, bind=True, name="events.deliver_event", ignore_result=True)
 def deliver_event(self: GatewayTask, subscription_id: str, event: dict[str, Any]) -> str:
     """POST one event to one subscription; ``delivered``, ``unsubscribed`` (deleted meanwhile),
     ``retrying`` (raised as a retry) or ``dead_lettered``."""

@@ -15,7 +15,7 @@ ROUTED = {
     celeryconfig.QUEUE_INBOUND: ("inbound.process_webhook", {}),
     celeryconfig.QUEUE_CONTEXT: ("context.record_turn", {}),
     celeryconfig.QUEUE_ALERTS: ("alerts.evaluate", {}),
-    celeryconfig.QUEUE_EVENTS: ("events.deliver", {}),
+    celeryconfig.QUEUE_EVENTS: ("events.deliver_event", {}),
     celeryconfig.QUEUE_SEND_NORMAL: ("outbound.send_message", {}),
     # Callers pick the other lanes by name, as the send API does.
     celeryconfig.QUEUE_SEND_HIGH: (

@@ -81,7 +81,7 @@ EVENT = "event"
 """An event for the business's systems that its subscriber did not take."""
 DIRECTIONS = (OUTBOUND, INBOUND, EVENT)
 
-EVENT_TASK = "events.deliver"
+EVENT_TASK = "events.deliver_event"
 """The task an event dead letter's replay runs, with ``{"subscription_id", "event"}``."""
 
 INBOUND_KINDS = ("webhook", "message", "status", "turn", "answer", "reply")

@@ -1,5 +1,5 @@
 """Events to the business's systems: built and queued by :func:`emit`, signed and POSTed by
-:func:`deliver` (run by the ``events.deliver`` task, on the ``events`` queue).
+:func:`deliver` (run by the ``events.deliver_event`` task, on the ``events`` queue).
 
 An event is ``{"id", "type", "created_at", "conversation", "data"}``. ``id`` is the same for
 every delivery of one occurrence (receivers deduplicate on it); ``conversation`` is

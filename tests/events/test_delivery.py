@@ -45,7 +45,7 @@ def test_each_subscriber_gets_a_delivery_task_of_the_same_event(redis_client):
 
     tasks = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
     assert sorted((name, args[0]) for name, args, _ in tasks) == sorted(
-        [("events.deliver", s.id) for s in (first, second, first, second)]
+        [("events.deliver_event", s.id) for s in (first, second, first, second)]
     )
     assert event == again == event_id(MESSAGE_RECEIVED, "w1")  # the same occurrence, one id
     sequences = sorted({args[1]["conversation"]["sequence"] for _, args, _ in tasks})
@@ -101,5 +101,5 @@ def test_a_dead_letter_is_announced_but_an_event_dead_letter_is_not(redis_client
     store.add_event(subscription.id, event, dl.RETRIES_EXHAUSTED, {"code": 500}, attempts=8)
 
     ((name, (to, announced), _),) = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
-    assert (name, to, announced["type"]) == ("events.deliver", subscription.id, DEAD_LETTER_CREATED)
+    assert (name, to, announced["type"]) == ("events.deliver_event", subscription.id, DEAD_LETTER_CREATED)
     assert announced["data"]["id"] == letter.id and announced["data"]["reason"] == dl.MALFORMED
