@@ -89,6 +89,9 @@ QUEUE_SEND_HIGH = "send.high"
 QUEUE_SEND_NORMAL = "send.normal"
 QUEUE_SEND_BULK = "send.bulk"
 QUEUE_ALERTS = "alerts"
+QUEUE_EVENTS = "events"
+"""Deliveries of events to the business's systems: a queue of its own, so a slow or failing
+receiver never delays a reply, and its retries wait on nobody else's lane."""
 
 SEND_QUEUES = {"high": QUEUE_SEND_HIGH, "normal": QUEUE_SEND_NORMAL, "bulk": QUEUE_SEND_BULK}
 """Priority lane name to queue. Separate queues, not message priorities, so that a backlog of
@@ -117,7 +120,7 @@ sending: a batch handed on for every turn spent its process waiting for its last
 
 EXCHANGE_PREFIX = "wa."
 """Each queue is bound to an exchange of its own, ``wa.<queue>``, under its own routing key. A bare
-``Queue(name)`` took the default queue's exchange and key, so all six shared the binding
+``Queue(name)`` took the default queue's exchange and key, so all six then shared the binding
 ``inbound``/``inbound`` and a message sent (or restored) through it was copied into every queue.
 The prefix keeps every new exchange apart from that old one, whose bindings outlive an upgrade in
 Redis (``_kombu.binding.inbound``): nothing routes through it any more, so nobody must delete it."""
@@ -131,6 +134,7 @@ task_queues = [
         QUEUE_SEND_NORMAL,
         QUEUE_SEND_BULK,
         QUEUE_ALERTS,
+        QUEUE_EVENTS,
     )
 ]
 task_default_queue = QUEUE_INBOUND
@@ -141,6 +145,7 @@ task_routes = {
     "outbound.*": {"queue": QUEUE_SEND_NORMAL},  # callers pick the lane with queue=SEND_QUEUES[...]
     "alerts.*": {"queue": QUEUE_ALERTS},
     "campaigns.*": {"queue": QUEUE_SEND_BULK},  # a campaign's tasks ride its own lane
+    "events.*": {"queue": QUEUE_EVENTS},
 }
 
 # --- Monitoring -------------------------------------------------------------------------------

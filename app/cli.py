@@ -16,6 +16,7 @@ from app.api_keys import SCOPES as API_KEY_SCOPES
 from app.api_keys import ApiKeyRegistry
 from app.config import ConfigError, get_settings, load_settings
 from app.credentials import CredentialError
+from app.errors import EventError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +313,7 @@ def _credential_command(func):
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except CredentialError as exc:
+        except (CredentialError, EventError) as exc:  # EventError: a secret no key decrypts
             print(exc, file=sys.stderr)
             return 2
 
@@ -393,7 +394,12 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 @_credential_command
 def _keys_rotate(args: argparse.Namespace) -> int:
+    from app.credentials import load_cipher
+    from app.events.subscriptions import SubscriptionStore
+
     print(f"re-encrypted {_registry().rotate()} token(s) under the newest key")
+    secrets = SubscriptionStore(_redis_from_env(), load_cipher()).rotate()
+    print(f"re-encrypted {secrets} event subscription secret(s) under the newest key")
     return 0
 
 

@@ -576,6 +576,20 @@ class Settings(BaseSettings):
     )
 
     # --- Command line ---------------------------------------------------------------------
+    event_allow_private_urls: bool = _env(
+        "EVENT_ALLOW_PRIVATE_URLS",
+        False,
+        "Let event subscriptions point at loopback or private addresses (development, tests).",
+    )
+    event_max_attempts: int = _env(
+        "EVENT_MAX_ATTEMPTS", 8, "Delivery attempts of one event before it is dead-lettered.", ge=1
+    )
+    event_retry_base_delay: float = _env(
+        "EVENT_RETRY_BASE_DELAY", 2.0, "Event delivery backoff base, seconds (full jitter).", gt=0
+    )
+    event_timeout: float = _env(
+        "EVENT_TIMEOUT", 10.0, "Seconds a subscriber may take to answer one event.", gt=0, le=60
+    )
     simulator_port: int = _env(
         "SIMULATOR_PORT", 8025, "Port of wa-gateway simulator.", ge=1, le=65535
     )

@@ -29,7 +29,8 @@ _TOKEN = re.compile(r"[\x21-\x7e]{20,4096}")
 # Matched whole: a trailing newline in a token would end up in the Authorization header.
 
 
-_REPLACE_IF_UNCHANGED = """
+# KEYS[1] a hash, ARGV[1] a field, ARGV[2] the value read, ARGV[3] the new value: 1 if replaced.
+REPLACE_IF_UNCHANGED = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   return 1
@@ -93,7 +94,7 @@ class NumberRegistry:
     def __init__(self, redis_client: redis.Redis, cipher: MultiFernet):
         self.redis = redis_client
         self.cipher = cipher
-        self._replace_if_unchanged = redis_client.register_script(_REPLACE_IF_UNCHANGED)
+        self._replace_if_unchanged = redis_client.register_script(REPLACE_IF_UNCHANGED)
 
     def add(self, number: SendingNumber, access_token: str) -> SendingNumber:
         """Store (or replace) ``number`` with ``access_token``, encrypted under the newest key."""

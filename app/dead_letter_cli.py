@@ -21,7 +21,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--reason", choices=REASONS, help="only this reason")
         parser.add_argument("--code", type=int, help="only this Graph error code")
         parser.add_argument(
-            "--direction", choices=DIRECTIONS, help="only what came in, or only what goes out"
+            "--direction", choices=DIRECTIONS, help="only what came in, what goes out, or events to subscribers"
         )
 
     listing = verbs.add_parser("list", help="dead letters, most recent failure first")

@@ -9,6 +9,8 @@
     │                        a payload that is not a webhook
     ├── DeliveryError        the send path (app.delivery): a refused message, an idempotency clash
     ├── ConversationError    conversations (app.conversations): context, media, responders
+    ├── EventError           events to the business's systems (app.events): a subscription
+    │                        refused, a delivery that failed
     ├── CredentialError      sending numbers' keys and tokens (declared in app.credentials,
     │                        a family of one class)
     └── ApiError             an answer of the HTTP API (app.web), with its status and code
@@ -50,6 +52,10 @@ class DeliveryError(GatewayError):
 
 class ConversationError(GatewayError):
     """A conversation could not be read, updated or answered."""
+
+
+class EventError(GatewayError):
+    """An event subscription was refused, or an event could not be delivered to its subscriber."""
 
 
 class ApiError(GatewayError):

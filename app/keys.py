@@ -250,3 +250,19 @@ PRICING_TTL = 400 * DAY
 PRICING_SEEN = PREFIX + ":pricing:seen:{wamid}"
 """A message already counted: Meta prices it in its sent and delivered statuses, and repeats."""
 PRICING_SEEN_TTL = MESSAGE_TTL
+
+# --- Events to the business's systems (app/events) -------------------------------------------------
+
+EVENT_SUBSCRIPTIONS = PREFIX + ":events:subscriptions"
+"""Hash: subscription id to JSON (URL, event types, created time, the secret encrypted with
+Fernet). No TTL: a subscription lasts until it is deleted."""
+
+EVENT_SEQUENCE = PREFIX + ":events:seq:{conversation_id}"
+"""The last sequence number given to an event of this conversation (``{conversation_id}``: the
+customer key), so a receiver can put one conversation's events in order."""
+EVENT_SEQUENCE_TTL = PROFILE_TTL
+"""As long as a profile (renewed by every event): a returning customer's events keep counting up."""
+
+HANDOFFS_ACTIVE = PREFIX + ":handoffs:{phone_number_id}"
+"""Sorted set: customer keys whose conversation with this number is handed off, scored by when
+the handoff started; members whose ``HANDOFF`` key expired are dropped when listed."""

@@ -274,6 +274,29 @@ def inbound_rows(r: dict) -> list[Row]:
     ]
 
 
+def events_rows(r: dict) -> list[Row]:
+    us = r["median_us"]
+    get = f"one Redis GET {us['redis_get']:.0f} µs"
+    return [
+        Row(
+            "emit, nobody subscribed (per message)",
+            f"{us['emit_nobody']:.0f} µs",
+            get,
+            f"{r['ratio_nobody_to_get']:.2f}",
+            "about one Redis read (<= 2)",
+            r["ratio_nobody_to_get"] <= 2,
+        ),
+        Row(
+            "emit, one subscriber",
+            f"{us['emit_one_subscriber']:.0f} µs",
+            get,
+            f"{r['ratio_one_subscriber_to_get']:.2f}",
+            "-",
+            None,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -305,6 +328,7 @@ BENCHMARKS = [
     Benchmark("memory", memory_rows, timeout=600, needs=(REDIS,)),
     Benchmark("replies", replies_rows, timeout=900, needs=(REDIS,)),
     Benchmark("inbound", inbound_rows, timeout=900, needs=(REDIS,)),
+    Benchmark("events", events_rows, timeout=120, needs=(REDIS,)),
 ]
 
 ISSUE_16_BEFORE = {"redis_bytes_per_message": 2143, "conversations_per_s": 26}

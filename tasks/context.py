@@ -11,7 +11,7 @@ from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import record_reply, record_turn
 from app.db import get_redis
 from tasks.base import InboundUnitTask
-from tasks.enqueue import enqueue_answer_turn
+from tasks.enqueue import enqueue_answer_turn, enqueue_notify_handoff
 
 RETRY_ON = (ConversationBusyError,)
 """An update that kept losing the optimistic race; Redis failures are GatewayTask's to handle."""
@@ -28,7 +28,10 @@ RETRY_ON = (ConversationBusyError,)
 def record_turn_task(turn: dict[str, Any]) -> bool:
     """Record one customer turn, then hand it on to be answered."""
     return record_turn(
-        turn, redis_client=get_redis(get_settings().redis_url), enqueue_answer=enqueue_answer_turn
+        turn,
+        redis_client=get_redis(get_settings().redis_url),
+        enqueue_answer=enqueue_answer_turn,
+        notify_handoff=enqueue_notify_handoff,
     )
 
 

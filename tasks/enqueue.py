@@ -63,17 +63,45 @@ def enqueue_process_webhook(payload: dict[str, Any]) -> None:
     )
 
 
+def enqueue_deliver_event(subscription_id: str, event: dict[str, Any]) -> None:
+    """Put the task that delivers ``event`` to one subscription on the events queue, journaled:
+    a delivery the broker lost is queued again by the sweep, as conversation steps are (and a
+    publish costs a fraction of Celery's, in the step that emits the event)."""
+    task_publisher().publish(
+        "events.deliver_event",
+        [subscription_id, event],
+        queue=celeryconfig.QUEUE_EVENTS,
+        argsrepr=f"<{event['type']} {event['id']} for {subscription_id}>",  # no customer text
+    )
+
+
+def enqueue_notify_handoff(handoff: dict[str, Any]) -> None:
+    """Put the task that notifies the alert channels of a handoff on the alerts queue."""
+    current_app.send_task(
+        "alerts.notify_handoff",
+        args=[handoff],
+        queue=celeryconfig.QUEUE_ALERTS,
+        ignore_result=True,
+        argsrepr="<handoff>",  # the customer's id stays out of logs and Flower
+    )
+
+
+def _redeliver_event(payload: dict[str, Any]) -> None:
+    enqueue_deliver_event(payload["subscription_id"], payload["event"])
+
+
 def requeue(task_name: str, argument: Any) -> None:
-    """Run a conversation step again with its one argument: how an inbound dead letter is
-    replayed (see ``app.delivery.dead_letters``)."""
+    """Run a conversation step, or an event delivery, again with its one argument: how an
+    inbound or event dead letter is replayed (see ``app.delivery.dead_letters``)."""
     helpers = {
         "inbound.process_webhook": enqueue_process_webhook,
         "context.record_turn": enqueue_record_turn,
         "context.record_reply": enqueue_record_reply,
         "inbound.answer_turn": enqueue_answer_turn,
+        "events.deliver_event": _redeliver_event,
     }
     if task_name not in helpers:
-        raise ValueError(f"{task_name} is not a conversation step")
+        raise ValueError(f"{task_name} is not a conversation step nor an event delivery")
     helpers[task_name](argument)
 
 

@@ -15,6 +15,7 @@ ROUTED = {
     celeryconfig.QUEUE_INBOUND: ("inbound.process_webhook", {}),
     celeryconfig.QUEUE_CONTEXT: ("context.record_turn", {}),
     celeryconfig.QUEUE_ALERTS: ("alerts.evaluate", {}),
+    celeryconfig.QUEUE_EVENTS: ("events.deliver_event", {}),
     celeryconfig.QUEUE_SEND_NORMAL: ("outbound.send_message", {}),
     # Callers pick the other lanes by name, as the send API does.
     celeryconfig.QUEUE_SEND_HIGH: (
@@ -25,7 +26,7 @@ ROUTED = {
 }
 
 
-def test_six_queues_six_exchanges_six_routing_keys():
+def test_each_queue_has_its_own_exchange_and_routing_key():
     assert sorted(ROUTED) == sorted(QUEUES)
     for queue in celeryconfig.task_queues:
         assert (queue.exchange.name, queue.exchange.type) == (f"wa.{queue.name}", "direct")

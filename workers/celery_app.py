@@ -6,7 +6,14 @@ from celery import Celery
 
 app = Celery(
     "wa_gateway",
-    include=["tasks.inbound", "tasks.context", "tasks.outbound", "tasks.alerts", "tasks.campaigns"],
+    include=[
+        "tasks.inbound",
+        "tasks.context",
+        "tasks.outbound",
+        "tasks.alerts",
+        "tasks.campaigns",
+        "tasks.events",
+    ],
 )
 app.config_from_object("celeryconfig")
 app.set_default()

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
 from app.conversations.customers import CustomerBook
-from app.conversations.handoff import BY_CUSTOMER, HandoffStore
+from app.conversations.handoff import BY_CUSTOMER, HandoffStore, Notify, announce
 from app.conversations.optout import KEYWORD, OptOutBook, OptOutPolicy, apply_preference
 from app.conversations.ranking import rank_context
 from app.conversations.responders.interface import Inbound
@@ -46,6 +46,8 @@ from app.delivery.messages import MessageStore
 from app.delivery.pricing import PricedMessage, count_pricing
 from app.delivery.statuses import apply_status
 from app.delivery.window import CustomerWindows
+from app.events.delivery import emit
+from app.events.subscriptions import MESSAGE_RECEIVED
 from app.templates import TEMPLATE_FIELDS, TemplateStore, apply_update
 from app.whatsapp.webhook import (
     FIELD_MESSAGES,
@@ -298,11 +300,16 @@ def send_read_receipt(
 
 
 def record_turn(
-    turn_data: dict[str, Any], *, redis_client: redis.Redis, enqueue_answer: EnqueueTurn
+    turn_data: dict[str, Any],
+    *,
+    redis_client: redis.Redis,
+    enqueue_answer: EnqueueTurn,
+    notify_handoff: Notify,
 ) -> bool:
-    """Add the customer's turn to the conversation and profile; a request for a person starts a
-    handoff. Then hand the turn on to be answered if it expects an answer. False if it was
-    already recorded (and it is handed on again all the same: answering is idempotent)."""
+    """Add the customer's turn to the conversation and profile and announce it
+    (``message.received``); a request for a person starts a handoff (announced with
+    ``notify_handoff``). Then hand the turn on to be answered if it expects an answer. False if
+    it was already recorded (and it is handed on again all the same: answering is idempotent)."""
     turn = CustomerTurn.from_dict(turn_data)
     recorded = ConversationStore(redis_client).record(
         turn.phone_number_id,
@@ -311,6 +318,15 @@ def record_turn(
         text="" if turn.type in ("reaction", "system", "unsupported") else turn.text,
         products=turn.products,
         choice_id=turn.choice_id,
+    )
+    # Announced on every run, under the same event id: a run that died after recording still
+    # announces it, and receivers drop the repeat.
+    emit(
+        redis_client,
+        MESSAGE_RECEIVED,
+        lambda: received_event(turn),
+        conversation_id=turn.customer,
+        key=turn.id,
     )
     if not turn.expects_reply:
         return recorded
@@ -321,6 +337,7 @@ def record_turn(
         )
         if started:
             log.info("conversation %s handed to a person at the customer's request", turn.customer)
+            announce(redis_client, turn.phone_number_id, turn.customer, handoff, notify_handoff)
     else:
         handoff = handoffs.get(turn.phone_number_id, turn.customer)
     # Decided now, not when answering: a message that arrived while a person had the
@@ -330,6 +347,23 @@ def record_turn(
         return recorded
     enqueue_answer(turn.to_dict())
     return recorded
+
+
+def received_event(turn: CustomerTurn) -> dict[str, Any]:
+    """The data of a turn's ``message.received`` event."""
+    return {
+        "message_id": turn.id,
+        "phone_number_id": turn.phone_number_id,
+        "customer": turn.customer,
+        "wa_id": turn.wa_id or None,
+        "user_id": turn.user_id,
+        "name": turn.name,
+        "type": turn.type,
+        "text": turn.text,
+        "timestamp": turn.at,
+        "replied_to": turn.replied_to,
+        "structured": turn.structured,
+    }
 
 
 def answer_turn(

@@ -6,6 +6,9 @@ the first and last failure times and the reason. An ``inbound`` entry is one uni
 that could not be processed (a webhook's message or status that could not be read, or a turn
 whose step failed unexpectedly): the raw part, the reason, the task that replay runs again and
 what it hands that task (for a message or status, the webhook it came in with that part alone).
+An ``event`` entry is an event a subscriber did not take (see :mod:`app.events`): replay
+delivers it again, with the same event id. Every entry but an event's is announced by a
+``dead_letter.created`` event.
 The raw part is customer data: it stays here, like messages, and never goes to a log. Entries
 are kept in Redis until an operator replays or purges them. A sorted set scored by the last failure time orders
 them; filters by reason and error code scan it, which is fine for the hundreds or thousands of
@@ -26,6 +29,8 @@ import redis
 
 from app import keys
 from app.delivery.messages import DEAD_LETTERED, FAILED, MessageRecord, MessageStore
+from app.events.delivery import emit
+from app.events.subscriptions import DEAD_LETTER_CREATED
 from app.whatsapp.errors import (
     ConfigurationError,
     GraphAPIError,
@@ -72,11 +77,18 @@ OUTBOUND = "outbound"
 """A message the gateway sends."""
 INBOUND = "inbound"
 """A unit of work that came in with a webhook."""
-DIRECTIONS = (OUTBOUND, INBOUND)
+EVENT = "event"
+"""An event for the business's systems that its subscriber did not take."""
+DIRECTIONS = (OUTBOUND, INBOUND, EVENT)
+
+EVENT_TASK = "events.deliver_event"
+"""The task an event dead letter's replay runs, with ``{"subscription_id", "event"}``."""
 
 INBOUND_KINDS = ("webhook", "message", "status", "turn", "answer", "reply")
 """What an inbound dead letter holds: a webhook that is no WhatsApp webhook, one of a webhook's
 messages or statuses, or the argument of a conversation step (record, answer, record the reply)."""
+KINDS = (*INBOUND_KINDS, "event")
+"""Every ``kind`` an entry may have (an event dead letter's is ``event``)."""
 
 SCAN_BATCH = 500
 """Entries read per round trip when listing or filtering."""
@@ -149,7 +161,8 @@ class DeadLetter:
     """Of an inbound entry: the task a replay runs again, with ``payload`` as its argument."""
     payload: Any = None
     source: str | None = None
-    """Of an inbound entry: the id of the task it was dead-lettered from."""
+    """Of an inbound entry: the id of the task it was dead-lettered from; of an event entry, the
+    subscription it was for."""
 
     @property
     def code(self) -> int | None:
@@ -227,6 +240,7 @@ class DeadLetterStore:
         log.warning(
             "message %s dead-lettered: %s (code %s)", message_id, reason, letter.code or "-"
         )
+        self._announce(letter)
         return letter
 
     def add_inbound(
@@ -269,7 +283,59 @@ class DeadLetterStore:
         pipe.execute()
         # Ids and the reason only: the part is customer data.
         log.warning("inbound %s dead-lettered as %s: %s", kind, letter_id, reason)
+        self._announce(letter)
         return letter
+
+    def add_event(
+        self,
+        subscription_id: str,
+        event: dict[str, Any],
+        reason: str,
+        error: dict[str, Any],
+        attempts: int = 1,
+    ) -> DeadLetter:
+        """Dead-letter an event its subscriber did not take; replay delivers it again (same
+        event id). No ``dead_letter.created`` event: a failing receiver would feed itself."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown dead-letter reason {reason!r}")
+        # One entry per (subscription, event): a replay that fails again replaces it.
+        digest = hashlib.sha256(f"{subscription_id}:{event['id']}".encode()).hexdigest()
+        letter_id = "ev-" + digest[:24]
+        now = time.time()
+        previous = self.get(letter_id)
+        letter = DeadLetter(
+            id=letter_id,
+            reason=reason,
+            message=event,
+            priority=None,
+            error=error,
+            attempts=(previous.attempts if previous else 0) + attempts,
+            first_failed_at=previous.first_failed_at if previous else now,
+            last_failed_at=now,
+            created_at=event.get("created_at") or now,
+            direction=EVENT,
+            kind="event",
+            task=EVENT_TASK,
+            payload={"subscription_id": subscription_id, "event": event},
+            source=subscription_id,
+        )
+        self._write(letter)
+        log.warning("event %s for %s dead-lettered: %s", event["id"], subscription_id, reason)
+        return letter
+
+    def _write(self, letter: DeadLetter) -> None:
+        pipe = self.redis.pipeline()
+        pipe.set(self.key(letter.id), json.dumps(letter.to_dict(), separators=(",", ":")))
+        pipe.zadd(keys.DEAD_LETTERS, {letter.id: letter.last_failed_at})
+        pipe.execute()
+
+    def _announce(self, letter: DeadLetter) -> None:
+        emit(
+            self.redis,
+            DEAD_LETTER_CREATED,
+            letter.summary(),
+            key=f"{letter.id}:{letter.last_failed_at}",
+        )
 
     @staticmethod
     def _letter(
@@ -371,7 +437,7 @@ class DeadLetterStore:
         letter = self.get(message_id)
         if letter is None:
             return False
-        if letter.direction == INBOUND:
+        if letter.direction != OUTBOUND:
             return self._replay_inbound(letter, enqueue_task)
         if store.get(message_id) is None:
             store.create(
@@ -396,7 +462,7 @@ class DeadLetterStore:
 
     def _replay_inbound(self, letter: DeadLetter, enqueue_task: EnqueueTask | None) -> bool:
         if enqueue_task is None or letter.task is None:
-            raise ValueError(f"dead letter {letter.id} is inbound: replaying it runs a task")
+            raise ValueError(f"dead letter {letter.id} is {letter.direction}: replaying it runs a task")
         if letter.kind == "message" and isinstance(letter.message.get("id"), str):
             # Its claim says "done" (dead-lettered counts as handled): the replay must not skip it.
             self.redis.delete(keys.INBOUND_MESSAGE.format(wamid=letter.message["id"]))
@@ -407,7 +473,7 @@ class DeadLetterStore:
             self.redis.set(self.key(letter.id), json.dumps(letter.to_dict()))
             self.redis.zadd(keys.DEAD_LETTERS, {letter.id: letter.last_failed_at})
             raise
-        log.info("inbound dead letter %s replayed with %s", letter.id, letter.task)
+        log.info("%s dead letter %s replayed with %s", letter.direction, letter.id, letter.task)
         return True
 
     def replay_matching(

@@ -18,6 +18,8 @@ from typing import Any
 from app.campaigns import count_status
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
+from app.events.delivery import emit
+from app.events.subscriptions import MESSAGE_STATUS
 from app.whatsapp.webhook import Status
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,23 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     if message_id is None:
         log.info("status %s for %s held until its send is recorded", status.status, status.id)
         return False
-    return _apply(store, message_id, status.status, status.errors, status.id, category)
+    return _apply(
+        store,
+        message_id,
+        wamid=status.id,
+        status=status.status,
+        errors=status.errors,
+        pricing_category=category,
+    )
 
 
 def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
     """Record Meta's ``wamid`` for the message, then apply the statuses that came before it;
     returns how many there were."""
-    return _apply_held(store, message_id, wamid, store.record_wamid(message_id, wamid))
+    early = store.record_wamid(message_id, wamid)
+    # Meta's answer is the message's "sent": its webhook, later, moves nothing and says nothing.
+    _announce(store, message_id, wamid, SENT, [])
+    return _apply_held(store, message_id, wamid, early)
 
 
 def apply_early_statuses(store: MessageStore, message_id: str, wamid: str) -> int:
@@ -63,10 +75,10 @@ def _apply_held(
         _apply(
             store,
             message_id,
-            item["status"],
-            item.get("errors") or [],
-            wamid,
-            item.get("pricing_category"),
+            wamid=wamid,
+            status=item["status"],
+            errors=item.get("errors") or [],
+            pricing_category=item.get("pricing_category"),
             early=True,
         )
     if early:
@@ -80,9 +92,10 @@ def _apply_held(
 def _apply(
     store: MessageStore,
     message_id: str,
+    *,
+    wamid: str,
     status: str,
     errors: list[dict[str, Any]],
-    wamid: str,
     pricing_category: str | None = None,
     early: bool = False,
 ) -> bool:
@@ -91,10 +104,33 @@ def _apply(
     target = WEBHOOK_STATUSES[status]
     if target == FAILED:
         # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.
-        return dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
-    moved = store.advance(
-        message_id, target, note={"arrived_before_wamid": True} if early else None
-    )
-    if moved and target == READ:
+        applied = dead_letter_failed_status(store, DeadLetterStore(store.redis), message_id, errors)
+    else:
+        note = {"arrived_before_wamid": True} if early else None
+        applied = store.advance(message_id, target, note=note)
+    if applied and target == READ:
         store.shorten_wamid_index(wamid)  # the last status a message can take
-    return moved
+    if applied:
+        _announce(store, message_id, wamid, status, errors)
+    return applied
+
+
+def _announce(
+    store: MessageStore, message_id: str, wamid: str, status: str, errors: list[dict[str, Any]]
+) -> None:
+    """The ``message.status`` event of a status that moved its message (one per status: a
+    repeat of the webhook moves nothing and announces nothing)."""
+
+    def data() -> dict[str, Any]:
+        record = store.get(message_id, history=False)  # its body may be gone once final
+        return {
+            "message_id": message_id,
+            "wamid": wamid,
+            "status": status,
+            "phone_number_id": record.phone_number_id if record is not None else None,
+            "to": (record.to or None) if record is not None else None,
+            "recipient": record.recipient if record is not None else None,
+            "errors": errors,
+        }
+
+    emit(store.redis, MESSAGE_STATUS, data, key=f"{message_id}:{status}")

@@ -540,20 +540,52 @@ class AlertEvaluator:
             event.summary,
             extra={"alert": event.name},
         )
-        for handler in self.handlers:
-            try:
-                handler.send(event)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is logged and skipped
-                log.error(
-                    "alert handler %s failed to deliver %s: %s",
-                    handler.name,
-                    event.name,
-                    _describe(exc),
-                )
-                event.failed.append(handler.name)
-            else:
-                event.delivered.append(handler.name)
+        notify(self.handlers, event)
         self.history.add(event)
+
+
+def notify(handlers: Sequence[AlertHandler], event: AlertEvent) -> None:
+    """Send ``event`` through every handler, noting which delivered it; one failing never stops
+    the others. Logs handler names and the event's name only, never its summary."""
+    for handler in handlers:
+        try:
+            handler.send(event)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is logged and skipped
+            log.error(
+                "alert handler %s failed to deliver %s: %s",
+                handler.name,
+                event.name,
+                _describe(exc),
+            )
+            event.failed.append(handler.name)
+        else:
+            event.delivered.append(handler.name)
+
+
+HANDOFF_NOTICE = "conversation_handoff"
+"""The name of the notification sent when a conversation is handed to a person."""
+
+
+def handoff_notice(handoff: dict, deployment: str | None = None) -> AlertEvent:
+    """The notification of a handoff (the ``conversation.handoff`` event's data): which
+    conversation, since when, who asked and why, so that someone answers it."""
+    who = "the customer asked for a person" if handoff.get("by") == "customer" else "an operator"
+    reason = f": {handoff['reason']}" if handoff.get("reason") else ""
+    return AlertEvent(
+        name=HANDOFF_NOTICE,
+        level=WARNING,
+        status=FIRING,
+        title="Conversation handed to a person",
+        summary=(
+            f"Conversation {handoff['customer']} (number {handoff['phone_number_id']}) needs a "
+            f"person ({who}{reason}). Answer with POST /v1/conversations/{handoff['customer']}"
+            "/messages; end it with DELETE .../handoff."
+        ),
+        value=None,
+        threshold=None,
+        at=float(handoff.get("since") or time.time()),
+        deployment=deployment or deployment_name(),
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""``/v1/conversations/<customer_id>``: a conversation's state, and handing it to a person and back.
+"""``/v1/conversations``: a conversation's state, handing it to a person and back, the list of
+those handed off (``?handoff=active``), and an agent's answer (``POST .../messages``).
 
 ``customer_id`` is the customer's phone number or business-scoped user id (BSUID, or parent BSUID):
 the contact book finds the one conversation behind either. Answers name the customer's phone
@@ -7,6 +8,7 @@ the contact book finds the one conversation behind either. Answers name the cust
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,12 +17,18 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from app.config import Settings
-from app.conversations.context import ConversationStore
+from app.conversations.context import BUSINESS, ConversationStore, Exchange
 from app.conversations.customers import PHONE, CustomerBook, kind_of
-from app.conversations.handoff import BY_OPERATOR, HandoffStore
+from app.conversations.handoff import BY_OPERATOR, HandoffStore, announce
+from app.credentials import is_registered
 from app.db import get_redis
+from app.delivery import intake
+from app.delivery.messages import MessageStore
+from app.delivery.window import CustomerWindows
 from app.errors import ApiError
 from app.web.auth import require_number, requires
+from app.web.query import invalid_parameter, query_int
+from tasks.enqueue import enqueue_notify_handoff, enqueue_record_reply, enqueue_sends
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,25 @@ CUSTOMER_SERVICE_WINDOW = 24 * 3600
 
 MAX_REASON_CHARS = 500
 """Longest handoff reason kept."""
+
+MAX_TEXT_CHARS = 4096
+"""Longest text an agent sends: Meta's limit for a text message's body."""
+
+MAX_AGENT_CHARS = 100
+"""Longest agent name kept with the turn."""
+
+MAX_ANSWER_BYTES = 64 * 1024
+"""An agent's answer is a text and a name."""
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+"""Conversations one listing returns at most."""
+
+MAX_OFFSET = 10**9
+"""Furthest a listing may start."""
+
+AGENT_SOURCE = "agent"
+"""The ``source`` of a turn an agent wrote, in the conversation's context."""
 
 
 def _settings() -> Settings:
@@ -122,6 +149,13 @@ def start_handoff(customer_id: str):
     )
     if started:
         log.info("conversation %s handed to a person by an operator", customer.key)
+        announce(
+            get_redis(settings.redis_url),
+            settings.phone_number_id,
+            customer.key,
+            handoff,
+            enqueue_notify_handoff,
+        )
     return jsonify({**customer.ids, "handoff": handoff.to_dict()}), 201 if started else 200
 
 
@@ -137,3 +171,119 @@ def end_handoff(customer_id: str):
         )
     log.info("conversation %s given back to the responder", customer.key)
     return jsonify({**customer.ids, "handoff": {"active": False}})
+
+
+@bp.get("")
+@requires("read")
+def list_conversations():
+    """The conversations handed to a person (``?handoff=active``, required), oldest handoff
+    first, with ``limit`` and ``offset``."""
+    if request.args.get("handoff") != "active":
+        raise invalid_parameter("handoff", "must be active (the only listing there is)")
+    limit = query_int("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    offset = query_int("offset", 0, 0, MAX_OFFSET)
+    settings = _settings()
+    number = settings.phone_number_id
+    require_number(number)
+    redis_client = get_redis(settings.redis_url)
+    page = HandoffStore(redis_client).active(number, limit + 1, offset)
+    book = CustomerBook(redis_client)
+    listed = []
+    for key, handoff in page[:limit]:
+        known = book.get(number, key)
+        described = known.to_dict() if known else {"key": key, "wa_id": None}
+        if not known and kind_of(key) == PHONE:
+            described["wa_id"] = key
+        listed.append(
+            {
+                "wa_id": described["wa_id"],
+                "customer": described,
+                "phone_number_id": number,
+                "handoff": handoff.to_dict(),
+            }
+        )
+    return jsonify(
+        {"conversations": listed, "next_offset": offset + limit if len(page) > limit else None}
+    )
+
+
+def _answer_body() -> tuple[str, str | None]:
+    request.max_content_length = MAX_ANSWER_BYTES
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_message", "must be a JSON object", field="body")
+    text, agent = body.get("text"), body.get("agent")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
+        raise ApiError(
+            422,
+            "invalid_message",
+            f"must be a non-empty string of at most {MAX_TEXT_CHARS} characters",
+            field="text",
+        )
+    if agent is not None and (not isinstance(agent, str) or len(agent) > MAX_AGENT_CHARS):
+        raise ApiError(
+            422,
+            "invalid_message",
+            f"must be a string of at most {MAX_AGENT_CHARS} characters",
+            field="agent",
+        )
+    return text, agent
+
+
+@bp.post("/<customer_id>/messages")
+@requires("send")
+def answer(customer_id: str):
+    """An agent's answer: sent on the high lane, recorded in the context as an agent turn.
+
+    The 24-hour window applies as to any free-form message: closed, the answer is refused with
+    422 ``window_closed`` (no template stands in for a person's words). 202 with the message id.
+    """
+    customer = _customer(customer_id)
+    text, agent = _answer_body()
+    settings = _settings()
+    number = settings.phone_number_id
+    redis_client = get_redis(settings.redis_url)
+    address = (
+        {"to": customer.ids["wa_id"]} if customer.ids["wa_id"] else {"recipient": customer.key}
+    )
+    message = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        **address,
+        "type": "text",
+        "text": {"body": text},
+        "priority": "high",
+    }
+    try:
+        submission = intake.prepare(
+            message,
+            phone_number_id=number,
+            windows=CustomerWindows(redis_client),
+            fallback=None,
+            is_registered=lambda other: is_registered(redis_client, other),
+            customers=CustomerBook(redis_client),
+        )
+    except intake.Refused as refused:
+        raise ApiError(422, refused.code, refused.message, field=refused.field) from None
+    accepted = intake.accept(
+        [submission],
+        store=MessageStore(redis_client),
+        enqueue_all=enqueue_sends,
+    )
+    message_id = accepted.ids[0]
+    exchange = Exchange(
+        id=message_id,
+        role=BUSINESS,
+        type="text",
+        text=text,
+        at=time.time(),
+        data={"source": AGENT_SOURCE, "agent": agent},
+    )
+    enqueue_record_reply(
+        {"phone_number_id": number, "customer": customer.key, "exchange": exchange.to_dict()}
+    )
+    log.info("agent answer %s queued for conversation %s", message_id, customer.key)
+    return jsonify({**customer.ids, "id": message_id, "status": "queued"}), 202

@@ -19,10 +19,11 @@ from app.campaigns import COUNTED, MAX_AUDIENCE, STATES
 from app.conversations.context import BUSINESS, CUSTOMER
 from app.conversations.handoff import BY_CUSTOMER, BY_OPERATOR
 from app.conversations.optout import SOURCES
-from app.delivery.dead_letters import DIRECTIONS, INBOUND_KINDS, REASONS
+from app.delivery.dead_letters import DIRECTIONS, KINDS, REASONS
 from app.delivery.idempotency import MAX_KEY_LENGTH
 from app.delivery.intake import MAX_BATCH, PRIORITIES
 from app.delivery.messages import STATUS_RANK
+from app.events.subscriptions import EVENT_TYPES
 from app.ops.alerts import CRITICAL, FIRING, RESOLVED, WARNING
 
 bp = Blueprint("openapi", __name__)
@@ -126,8 +127,16 @@ _GRAPH_ERROR = {
 }
 
 _DEAD_LETTER_KIND = {
-    "enum": [*INBOUND_KINDS, None],
-    "description": "inbound: what was dead-lettered (null for outbound)",
+    "enum": [*KINDS, None],
+    "description": "inbound: what was dead-lettered; `event` for an event (null for outbound)",
+}
+_SUBSCRIPTION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SUBSCRIPTION_PROPERTIES = {
+    "id": {"type": "string", "examples": ["sub_3f2a..."]},
+    "url": {"type": "string", "format": "uri"},
+    "events": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},
+    "created_at": {"type": "number"},
+    "description": _NULLABLE_STRING,
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -428,6 +437,20 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "the customer's message that asked for a person",
             },
+        },
+    },
+    "EventSubscription": {
+        "type": "object",
+        "required": list(_SUBSCRIPTION_PROPERTIES),
+        "properties": _SUBSCRIPTION_PROPERTIES,
+    },
+    "HandedOffConversation": {
+        "type": "object",
+        "required": ["wa_id", "customer", "phone_number_id", "handoff"],
+        "properties": {
+            **_CUSTOMER_IDS,
+            "phone_number_id": {"type": "string"},
+            "handoff": _ref("Handoff"),
         },
     },
     "FiringAlert": {
@@ -1027,6 +1050,199 @@ def spec() -> dict[str, Any]:
                         "404": _error("no handoff is active"),
                     },
                 },
+            },
+            "/v1/event-subscriptions": {
+                "post": {
+                    "operationId": "createEventSubscription",
+                    "security": _needs(ADMIN),
+                    "summary": "Send events to a URL: signed JSON POSTs, retried, dead-lettered "
+                    "when they keep failing (docs/EVENTS.md)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["url", "events"],
+                                    "properties": {
+                                        "url": {
+                                            "type": "string",
+                                            "description": "http or https; no loopback or "
+                                            "private address unless EVENT_ALLOW_PRIVATE_URLS",
+                                        },
+                                        "events": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "items": {"enum": list(EVENT_TYPES)},
+                                        },
+                                        "description": {"type": "string", "maxLength": 200},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "required": [*_SUBSCRIPTION_PROPERTIES, "secret"],
+                                "properties": {
+                                    **_SUBSCRIPTION_PROPERTIES,
+                                    "secret": {
+                                        "type": "string",
+                                        "description": "signs every event; shown only here",
+                                    },
+                                },
+                            },
+                            "the subscription and its secret",
+                        ),
+                        "400": _error("the body is not JSON"),
+                        **_guarded(),
+                        "422": _error(
+                            "a URL or event types the gateway refuses (`invalid_subscription`, "
+                            "`field` says which)"
+                        ),
+                    },
+                },
+                "get": {
+                    "operationId": "listEventSubscriptions",
+                    "security": _needs(ADMIN),
+                    "summary": "Every event subscription, oldest first, without secrets",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["subscriptions"],
+                                "properties": {
+                                    "subscriptions": {
+                                        "type": "array",
+                                        "items": _ref("EventSubscription"),
+                                    }
+                                },
+                            },
+                            "the subscriptions",
+                        ),
+                        **_guarded(),
+                    },
+                },
+            },
+            "/v1/event-subscriptions/{id}": {
+                "get": {
+                    "operationId": "getEventSubscription",
+                    "security": _needs(ADMIN),
+                    "summary": "One event subscription, without its secret",
+                    "parameters": [_SUBSCRIPTION_ID],
+                    "responses": {
+                        "200": _json(_ref("EventSubscription"), "the subscription"),
+                        **_guarded(),
+                        "404": _error("no such subscription"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteEventSubscription",
+                    "security": _needs(ADMIN),
+                    "summary": "Stop sending events to a subscription",
+                    "parameters": [_SUBSCRIPTION_ID],
+                    "responses": {
+                        "204": {"description": "deleted"},
+                        **_guarded(),
+                        "404": _error("no such subscription"),
+                    },
+                },
+            },
+            "/v1/conversations": {
+                "get": {
+                    "operationId": "listHandedOffConversations",
+                    "security": _needs(READ),
+                    "summary": "The conversations handed to a person, oldest handoff first",
+                    "parameters": [
+                        {
+                            "name": "handoff",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"const": "active"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["conversations", "next_offset"],
+                                "properties": {
+                                    "conversations": {
+                                        "type": "array",
+                                        "items": _ref("HandedOffConversation"),
+                                    },
+                                    "next_offset": {"type": ["integer", "null"]},
+                                },
+                            },
+                            "a page of handed-off conversations",
+                        ),
+                        "400": _error(
+                            "`handoff` is not `active`, or `limit` or `offset` is not an integer "
+                            "in range (`invalid_parameter`)"
+                        ),
+                        **_guarded(per_number=True),
+                    },
+                }
+            },
+            "/v1/conversations/{id}/messages": {
+                "post": {
+                    "operationId": "answerConversation",
+                    "security": _needs(SEND),
+                    "summary": "An agent's answer: sent on the high lane, recorded in the "
+                    "context as an agent turn; refused when the 24-hour window is closed",
+                    "parameters": [_WA_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["text"],
+                                    "properties": {
+                                        "text": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 4096,
+                                        },
+                                        "agent": {
+                                            "type": "string",
+                                            "maxLength": 100,
+                                            "description": "who answered, kept with the turn",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["wa_id", "customer", "id", "status"],
+                                "properties": {
+                                    **_CUSTOMER_IDS,
+                                    "id": {"type": "string", "description": "the message id"},
+                                    "status": _ref("Status"),
+                                },
+                            },
+                            "queued on the high lane",
+                        ),
+                        "400": _error("not a WhatsApp id, or the body is not JSON"),
+                        **_guarded(per_number=True),
+                        "422": _error(
+                            "no text, or the customer's 24-hour window is closed "
+                            "(`window_closed`)"
+                        ),
+                    },
+                }
             },
             "/v1/alerts": {
                 "get": {

@@ -12,6 +12,7 @@ from app.web import (
     conversations,
     customers,
     dead_letters,
+    events,
     messages,
     templates,
 )
@@ -27,3 +28,4 @@ bp.register_blueprint(templates.bp)
 bp.register_blueprint(customers.bp)
 bp.register_blueprint(campaigns.bp)
 bp.register_blueprint(analytics.bp)
+bp.register_blueprint(events.bp)

@@ -46,6 +46,7 @@ class Flow:
     fetch_media: object = None
     sends: list = field(default_factory=list)
     answered: list = field(default_factory=list)
+    handoffs: list = field(default_factory=list)
 
     def deliver(self, payload: dict) -> list[str | None]:
         turns, answers, replies = [], [], []
@@ -60,7 +61,12 @@ class Flow:
         )
         assert not result.duplicates
         for turn in turns:
-            record_turn(turn, redis_client=self.redis, enqueue_answer=answers.append)
+            record_turn(
+                turn,
+                redis_client=self.redis,
+                enqueue_answer=answers.append,
+                notify_handoff=self.handoffs.append,
+            )
         reply_ids = []
         for turn in answers:
             service = ReplyService(RulesResponder(), redis_client=self.redis, timeout=5)
@@ -179,17 +185,26 @@ def test_button_and_list_replies_reach_the_responder_as_structured_input(flow):
 
 def test_a_customer_asking_for_a_person_is_handed_over_until_an_operator_ends_it(flow, simulator):
     wa_id = "573001234567"
-    _, (ack,) = flow.say(wa_id, {"type": "text", "text": {"body": "Quiero hablar con un asesor"}})
+    asked, (ack,) = flow.say(
+        wa_id, {"type": "text", "text": {"body": "Quiero hablar con un asesor"}}
+    )
     assert flow.reply_text(ack) == HANDOFF_REPLIES["es"]
     handoffs = HandoffStore(flow.redis)
     assert handoffs.get(NUMBER, wa_id).by == "customer"
+    # Someone is told, once: the notification names the conversation.
+    assert [(h["customer"], h["by"], h["message_id"]) for h in flow.handoffs] == [
+        (wa_id, "customer", asked)
+    ]
+    assert [key for key, _ in handoffs.active(NUMBER, limit=10)] == [wa_id]
 
     later, replies = flow.say(wa_id, {"type": "text", "text": {"body": "¿Hola? ¿Alguien?"}})
     assert replies == [] and len(flow.sends) == 1  # not even handed to the answer step
     assert ConversationStore(flow.redis).get(NUMBER, wa_id).has(later)  # still recorded
     assert simulator.state.read_receipts[-1].get("typing_indicator") is None  # nobody "typing"
 
+    assert len(flow.handoffs) == 1  # the handoff already running is not announced again
     assert handoffs.end(NUMBER, wa_id)
+    assert handoffs.active(NUMBER, limit=10) == []
     _, (answer,) = flow.say(wa_id, {"type": "text", "text": {"body": "Hola"}})
     assert "Hola Ana" in flow.reply_text(answer)
 

@@ -27,7 +27,12 @@ def run_pipeline(redis_client, payload) -> None:
     settings = settings_of({})
     service = ReplyService(build_responder(settings), redis_client=redis_client, timeout=5)
     for turn in turns:
-        record_turn(turn, redis_client=redis_client, enqueue_answer=answers.append)
+        record_turn(
+            turn,
+            redis_client=redis_client,
+            enqueue_answer=answers.append,
+            notify_handoff=lambda handoff: None,
+        )
     for turn in answers:
         answer_turn(
             turn,

@@ -13,6 +13,8 @@ from workers import app
 
 TURN = {"type": "text", "id": "wamid.turn-1"}
 WEBHOOK = {"object": "whatsapp_business_account", "entry": []}
+EVENT = {"id": "evt_1", "type": "message.received", "created_at": 1.0, "data": {}}
+HANDOFF = {"phone_number_id": "106540352242922", "customer": "573001234567", "by": "customer"}
 
 # helper, its arguments, the task it queues, the task's arguments, the queue
 CASES = [
@@ -21,6 +23,20 @@ CASES = [
     (enqueue.enqueue_answer_turn, [TURN], "inbound.answer_turn", [TURN], "inbound"),
     (enqueue.enqueue_process_webhook, [WEBHOOK], "inbound.process_webhook", [WEBHOOK], "inbound"),
     (enqueue.enqueue_send_message, ["m1", "high"], "outbound.send_message", ["m1"], "send.high"),
+    (
+        enqueue.enqueue_deliver_event,
+        ["sub_1", EVENT],
+        "events.deliver_event",
+        ["sub_1", EVENT],
+        "events",
+    ),
+    (
+        enqueue.enqueue_notify_handoff,
+        [HANDOFF],
+        "alerts.notify_handoff",
+        [HANDOFF],
+        "alerts",
+    ),
     (
         enqueue.enqueue_send_batch,
         [["m1", "m2"], "bulk"],
@@ -75,3 +91,10 @@ def test_requeue_runs_a_conversation_step_again_on_its_queue(redis_client):
     ]
     with pytest.raises(ValueError):
         enqueue.requeue("outbound.send_message", "m1")
+
+
+def test_requeue_delivers_an_event_again_to_its_subscription(redis_client):
+    enqueue.requeue("events.deliver_event", {"subscription_id": "sub_1", "event": EVENT})
+    assert [q[:2] for q in queued_tasks(redis_client, "events")] == [
+        ("events.deliver_event", ["sub_1", EVENT])
+    ]

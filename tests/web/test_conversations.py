@@ -162,3 +162,66 @@ def test_a_newline_suffixed_number_is_400_not_a_handoff_for_someone_else(client,
     assert response.json["error"]["code"] == "invalid_wa_id"
     assert HandoffStore(redis_client).get(NUMBER, "573001112299") is None
     assert HandoffStore(redis_client).get(NUMBER, "573001112299\n") is None
+
+
+def test_the_active_handoffs_are_listed_oldest_first_and_paged(client, redis_client):
+    handoffs = HandoffStore(redis_client)
+    for wa_id in ("573001110001", "573001110002", "573001110003"):
+        handoffs.start(NUMBER, wa_id, by="operator", reason="VIP")
+    redis_client.delete(handoffs.key(NUMBER, "573001110002"))  # expired: dropped from the list
+    first = client.get("/v1/conversations?handoff=active&limit=1", headers=AUTH).json
+    assert [c["wa_id"] for c in first["conversations"]] == ["573001110001"]
+    assert first["next_offset"] == 1
+    rest = client.get("/v1/conversations?handoff=active&offset=1", headers=AUTH).json
+    assert [c["wa_id"] for c in rest["conversations"]] == ["573001110003"]
+    assert rest["next_offset"] is None
+    assert rest["conversations"][0]["handoff"]["reason"] == "VIP"
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?handoff=ended", "?handoff=active&limit=0", "?handoff=active&offset=-1"]
+)
+def test_a_listing_other_than_the_active_handoffs_is_400(client, query):
+    answer = client.get(f"/v1/conversations{query}", headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json["error"]["code"] == "invalid_parameter"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "text"),
+        ({"text": "   "}, "text"),
+        ({"text": "x" * 4097}, "text"),
+        ({"text": "Hola", "agent": 7}, "agent"),
+        ([], "body"),
+    ],
+)
+def test_an_agent_answer_that_is_no_text_is_422_and_nothing_is_sent(
+    client, redis_client, body, field
+):
+    from app.delivery.window import CustomerWindows
+
+    CustomerWindows(redis_client).record_inbound(NUMBER, WA_ID, time.time() - 60)
+    answer = client.post(f"/v1/conversations/{WA_ID}/messages", json=body, headers=AUTH)
+    assert answer.status_code == 422 and answer.json["error"]["field"] == field
+    assert redis_client.keys("wa:msg:*") == []
+
+
+def test_an_agent_answer_goes_on_the_high_lane_and_into_the_context(client, redis_client):
+    from app.delivery.window import CustomerWindows
+    from tests.stack import queued_tasks
+
+    CustomerWindows(redis_client).record_inbound(NUMBER, WA_ID, time.time() - 60)
+    answer = client.post(
+        f"/v1/conversations/{WA_ID}/messages",
+        json={"text": "Soy Ana", "agent": "Ana"},
+        headers=AUTH,
+    )
+    assert answer.status_code == 202
+    message_id = answer.json["id"]
+    assert [args[0] for _, args, _ in queued_tasks(redis_client, "send.high")] == [message_id]
+    ((name, (reply,), _),) = queued_tasks(redis_client, "context")
+    assert name == "context.record_reply"
+    assert reply["exchange"]["role"] == "business"
+    assert reply["exchange"]["data"] == {"source": "agent", "agent": "Ana"}

@@ -41,6 +41,7 @@ def test_metrics_are_prometheus_text_with_process_and_state_metrics(client, redi
         "send.normal": 0,
         "send.bulk": 0,
         "alerts": 0,
+        "events": 0,
     }
 
 

@@ -53,7 +53,7 @@ def test_it_is_openapi_31_and_covers_every_v1_route(client, spec):
 def test_each_operation_names_the_scope_its_view_requires(client, spec):
     adapter = client.application.url_map.bind("localhost")
     per_number = {"sendMessage", "sendMessages", "getMessage", "getConversation"}
-    per_number |= {"startHandoff", "endHandoff"}
+    per_number |= {"startHandoff", "endHandoff", "listHandedOffConversations", "answerConversation"}
     per_number |= {"getCustomer", "optOutCustomer", "optInCustomer", "getPricing"}
     per_number |= {"createCampaign", "getCampaign", "pauseCampaign", "resumeCampaign"}
     per_number |= {"cancelCampaign"}

@@ -20,10 +20,12 @@ from jsonschema import Draft202012Validator
 from app.api_keys import ApiKeyRegistry
 from app.conversations.context import ConversationStore
 from app.conversations.customers import CustomerBook, Identity
+from app.credentials import generate_key
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import DELIVERED, SENT, MessageStore
 from app.delivery.pricing import count_pricing
+from app.delivery.window import CustomerWindows
 from app.ops.alerts import AlertEvaluator, AlertThresholds
 from app.ops.state import DeploymentState
 from app.simulator.meta import status_item
@@ -185,8 +187,36 @@ def exercise(api: Recorder, redis_client) -> None:
     api.call("post", f"/v1/conversations/{WA_ID}/handoff", json={"reason": "VIP"})
     api.call("post", f"/v1/conversations/{WA_ID}/handoff")  # already handed off: 200
     api.call("get", f"/v1/conversations/{WA_ID}")
+    api.call("get", "/v1/conversations?handoff=active")
+    api.call("get", "/v1/conversations?handoff=ended")
     api.call("delete", f"/v1/conversations/{WA_ID}/handoff")
     api.call("get", "/v1/conversations/12")
+    # An agent answers: accepted while the window is open, refused once it closed.
+    CustomerWindows(redis_client).record_inbound(NUMBER, WA_ID, time.time() - 60)
+    api.call("post", f"/v1/conversations/{WA_ID}/messages", json={"text": "Soy Ana", "agent": "Ana"})
+    api.call("post", "/v1/conversations/573009999999/messages", json={"text": "Hola"})
+    api.call("post", f"/v1/conversations/{WA_ID}/messages", data=b"{")
+
+    # Event subscriptions: created (with its secret), listed, shown, refused, deleted; and an
+    # event its receiver refused, dead-lettered.
+    subscription = api.call(
+        "post",
+        "/v1/event-subscriptions",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["message.received"]},
+    ).json
+    api.call("post", "/v1/event-subscriptions", json={"url": "ftp://x", "events": ["x"]})
+    api.call("post", "/v1/event-subscriptions", data=b"{")
+    api.call("get", "/v1/event-subscriptions")
+    api.call("get", f"/v1/event-subscriptions/{subscription['id']}")
+    event = {"id": "evt_1", "type": "message.received", "created_at": 1.0, "data": {}}
+    error = {"class": "DeliveryFailed", "code": 500, "message": "the receiver answered 500"}
+    letter = DeadLetterStore(redis_client).add_event(
+        subscription["id"], event, dl.RETRIES_EXHAUSTED, error, attempts=8
+    )
+    api.call("get", f"/v1/dead-letters/{letter.id}")
+    api.call("get", "/v1/dead-letters?direction=event")
+    api.call("delete", f"/v1/event-subscriptions/{subscription['id']}")
+    api.call("get", f"/v1/event-subscriptions/{subscription['id']}")
 
     # Refusals: a key without the scope, and one limited to another sending number.
     registry = ApiKeyRegistry(redis_client)
@@ -252,7 +282,9 @@ def exercise(api: Recorder, redis_client) -> None:
 
 
 @pytest.fixture
-def answers(redis_client):
+def answers(redis_client, monkeypatch):
+    monkeypatch.setenv("GATEWAY_ENCRYPTION_KEYS", generate_key())
+    monkeypatch.setenv("EVENT_ALLOW_PRIVATE_URLS", "true")
     api = Recorder(make_client())
     exercise(api, redis_client)
     return api.client.get("/openapi.json").json, api.answers
