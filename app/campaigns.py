@@ -40,6 +40,8 @@ from app.delivery import intake
 from app.delivery.messages import MessageStore, NewMessage
 from app.delivery.window import CustomerWindows
 from app.errors import DeliveryError
+from app.events.delivery import emit
+from app.events.subscriptions import CAMPAIGN_FINISHED
 from app.templates import APPROVED, TemplateStore
 from app.whatsapp.ids import is_phone_number_id
 
@@ -536,6 +538,12 @@ def finished(campaigns: CampaignStore, campaign_id: str) -> bool:
     if not campaigns.transition(campaign_id, FINISHED, (RUNNING,)):
         return False
     log.info("campaign %s finished", campaign_id)
+
+    def data() -> dict[str, Any]:
+        return campaigns.to_dict(campaigns.get(campaign_id))
+
+    # Its counts as they stand: statuses keep arriving after the whole audience is handed out.
+    emit(campaigns.redis, CAMPAIGN_FINISHED, data, key=f"campaign:{campaign_id}")
     return True
 
 

@@ -260,3 +260,28 @@ def test_a_chunk_whose_task_the_broker_lost_is_queued_again(redis_client, templa
     c.pause(store, campaign.id)  # a paused campaign is not overdue
     c.start_due(redis_client, enqueue, now=due + 10 * c.RECOVERY_GRACE)
     assert requeued == [(campaign.id, 2)]
+
+
+@pytest.mark.real_redis(reason="the event is queued through the broker, on the real server")
+def test_a_finished_campaign_is_announced_once_with_its_figures(redis_client, templates):
+    import celeryconfig
+    from app.credentials import generate_key, load_cipher
+    from app.events.subscriptions import CAMPAIGN_FINISHED, SubscriptionStore
+    from tests.stack import queued_tasks
+
+    subscription, _ = SubscriptionStore(redis_client, load_cipher(generate_key())).create(
+        "https://a.example.com/", [CAMPAIGN_FINISHED]
+    )
+    audience = [{"to": "573001110001", "parameters": ["Ana", "X1"]}]
+    store, campaign = create(redis_client, templates, audience)
+    done = c.dispatch_chunk(
+        redis_client, campaign.id, 0, rate=lambda n: 80.0, enqueue_all=lambda items: None
+    )
+    assert done.next_in is None and store.get(campaign.id).state == c.FINISHED
+    assert not c.finished(store, campaign.id)  # finished once: announced once
+
+    ((name, (to, event), _),) = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
+    assert (name, to, event["type"]) == ("events.deliver_event", subscription.id, CAMPAIGN_FINISHED)
+    assert event["data"]["id"] == campaign.id
+    assert event["data"]["state"] == c.FINISHED
+    assert event["data"]["counts"]["queued"] == 1
