@@ -26,7 +26,9 @@ def pricing():
     optionally of one ``phone_number_id``."""
     today = dt.datetime.now(dt.UTC).date()
     last = query_date("to", today)
-    first = query_date("from", last - dt.timedelta(days=DEFAULT_DAYS - 1))
+    # The default reaches back at most to the first day there is (``to`` may be 0001-01-01).
+    back = min(DEFAULT_DAYS - 1, (last - dt.date.min).days)
+    first = query_date("from", last - dt.timedelta(days=back))
     if first > last:
         raise invalid_parameter("from", "must not be after to")
     if (last - first).days >= MAX_DAYS:

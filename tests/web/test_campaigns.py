@@ -192,3 +192,9 @@ def test_pricing_is_reported_per_day_number_and_category(client, redis_client):
     ):
         response = client.get(f"/v1/analytics/pricing?{query}", headers=AUTH)
         assert (response.status_code, response.json["error"]["code"]) == (400, "invalid_parameter")
+
+
+def test_pricing_reaches_back_no_further_than_the_first_day_there_is(client):
+    response = client.get("/v1/analytics/pricing?to=0001-01-05", headers=AUTH)
+    assert response.status_code == 200
+    assert (response.json["from"], response.json["to"]) == ("0001-01-01", "0001-01-05")
