@@ -18,6 +18,7 @@ FAMILIES = (
     errors.WhatsAppError,
     errors.DeliveryError,
     errors.ConversationError,
+    errors.StoreError,
     errors.ApiError,
 )
 
