@@ -13,10 +13,18 @@ import json
 import sys
 
 from bench.common import machine, today
-from drills import graph_faults, poison_message, redis_outage, shuffled_statuses, worker_kills
+from drills import (
+    graph_faults,
+    poison_message,
+    redis_failover,
+    redis_outage,
+    shuffled_statuses,
+    worker_kills,
+)
 
 DRILLS = {
     "redis_outage": redis_outage,
+    "redis_failover": redis_failover,
     "worker_kills": worker_kills,
     "graph_faults": graph_faults,
     "poison_message": poison_message,
@@ -34,6 +42,7 @@ SUMMARY_FIELDS = (
     "lost",
     "stuck",
     "duplicated",
+    "sends_resumed_after_s",
     "poison",
     "seconds",
 )
