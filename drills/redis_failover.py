@@ -196,11 +196,11 @@ def run(args: argparse.Namespace) -> dict:
             elif time.monotonic() - still > args.visibility_timeout + 30:
                 break
             time.sleep(1)
-        # Sends in flight at the kill may still land just after it: the pause is the longest
-        # silence at the simulator from the kill on, and sends resume when it ends.
-        after = sorted(m["at"] for m in messages if m["at"] >= failover["killed_at"])
-        gaps = [(b - a, b) for a, b in zip([failover["killed_at"], *after], after, strict=False)]
-        resumed = max(gaps, default=(0, None))[1]
+        # Sends in flight at the kill may still land just after it: sends resume with the first
+        # message to reach the simulator once a replica has been promoted.
+        resumed = min(
+            (m["at"] for m in messages if m["at"] >= failover["promoted_at"]), default=None
+        )
         lost_replies = len(wanted_replies - set(replies)) - stats["never_accepted"]
         lost_sends = len(wanted_sends - set(sends))
         duplicated_replies = sum(n - 1 for w, n in replies.items() if w in wanted_replies and n > 1)
