@@ -10,6 +10,7 @@ from __future__ import annotations
 from kombu import Exchange, Queue
 
 from app.config import ConfigError, get_settings
+from app.db import broker_url as _broker_url
 
 _settings = get_settings()
 
@@ -18,7 +19,7 @@ _settings = get_settings()
 if not _settings.redis_url:
     # Without it Celery would fall back to amqp://localhost and, where RabbitMQ runs, use it.
     raise ConfigError(["REDIS_URL is missing"])
-broker_url = _settings.redis_url
+broker_url = _broker_url(_settings.redis_url, _settings.redis_password)
 # Outcomes live in the gateway's own message store; a result backend would only fill Redis.
 result_backend = None
 task_ignore_result = True
@@ -37,7 +38,7 @@ MAX_DEFERRAL = VISIBILITY_TIMEOUT / 2
 """The longest countdown any retry or deferral may ask for; half the visibility timeout, so the
 broker never mistakes a scheduled task for a lost one."""
 
-broker_transport_options = {
+broker_transport_options: dict = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
     # Always drain the first queue a worker lists before the next: a worker started with
     # -Q send.high,send.normal,send.bulk serves urgent replies first instead of round-robin.
@@ -52,6 +53,15 @@ broker_transport_options = {
     "unacked_restore_interval": max(1.0, min(60.0, VISIBILITY_TIMEOUT / 10)),
     "unacked_restore_throttle": 1,
 }
+if broker_url.startswith("sentinel://"):
+    # kombu's Sentinel transport asks these Sentinels for the master on every (re)connection, so
+    # workers and beat follow a failover; the URL itself carries no password (see app.config).
+    broker_transport_options["master_name"] = _settings.redis_sentinel_master
+    broker_transport_options["sentinel_kwargs"] = {
+        "password": _settings.redis_sentinel_password or None,
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+    }
 broker_connection_timeout = 2
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # workers wait for Redis to come back, however long

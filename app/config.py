@@ -212,7 +212,39 @@ class Settings(BaseSettings):
     redis_url: str = _env(
         "REDIS_URL",
         "",
-        "The Redis that is broker and store (redis://, rediss:// or unix://).",
+        "The Redis that is broker and store (redis://, rediss://, unix://, or "
+        "sentinel://host:port;sentinel://host:port for a Sentinel-managed master).",
+    )
+    redis_sentinel_master: str = _env(
+        "REDIS_SENTINEL_MASTER",
+        "",
+        "The master name the Sentinels of a sentinel:// REDIS_URL watch.",
+    )
+    redis_password: str = _env(
+        "REDIS_PASSWORD",
+        "",
+        "Redis's password (requirepass) when the URL carries none: Sentinel URLs never do.",
+        secret=True,
+    )
+    redis_sentinel_password: str = _env(
+        "REDIS_SENTINEL_PASSWORD",
+        "",
+        "The Sentinels' own password (their requirepass), if they have one.",
+        secret=True,
+    )
+    redis_min_replicas: int = _env(
+        "REDIS_MIN_REPLICAS",
+        0,
+        "Replicas that must hold a webhook or send before it is acknowledged (WAIT); 0: none.",
+        ge=0,
+        le=16,
+    )
+    redis_wait_timeout: float = _env(
+        "REDIS_WAIT_TIMEOUT",
+        1.0,
+        "Seconds to wait for those replicas before answering 503 (below the 2 s socket timeout).",
+        gt=0,
+        le=1.5,
     )
     visibility_timeout: float = _env(
         "CELERY_VISIBILITY_TIMEOUT",
@@ -683,8 +715,16 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str) -> str:
-        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if value.startswith("sentinel://"):
+            for part in value.split(";"):
+                parts = urlsplit(part)
+                if parts.scheme != "sentinel" or not parts.hostname:
+                    raise ValueError("each Sentinel must be sentinel://host:port, joined by ;")
+                if parts.password or parts.username:
+                    raise ValueError("a sentinel:// URL carries no password (REDIS_PASSWORD)")
+                parts.port  # noqa: B018 - raises ValueError on a port out of range
+        elif value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss://, unix:// or sentinel:// URL")
         return value
 
     @field_validator(
@@ -740,6 +780,8 @@ class Settings(BaseSettings):
             raise ValueError("MEDIA_S3_ACCESS_KEY_ID and MEDIA_S3_SECRET_ACCESS_KEY go together")
         if self.alert_email_to and not self.alert_smtp_host:
             raise ValueError("ALERT_EMAIL_TO is set but ALERT_SMTP_HOST is missing")
+        if self.redis_url.startswith("sentinel://") and not self.redis_sentinel_master:
+            raise ValueError("REDIS_SENTINEL_MASTER is missing (REDIS_URL is sentinel://)")
         return self
 
     # --- Derived values -------------------------------------------------------------------

@@ -1,22 +1,111 @@
-"""The process's Redis connection pool."""
+"""The process's Redis connection pool, and the replication check behind an acknowledgement.
+
+``REDIS_URL`` names either one Redis (``redis://``, ``rediss://``, ``unix://``) or the Sentinels
+that watch a master (``sentinel://h1:26379;sentinel://h2:26379``, the form kombu's broker takes,
+with the master's name in ``REDIS_SENTINEL_MASTER``). A Sentinel client asks the Sentinels where
+the master is whenever it opens a connection, and drops its connections when the master moves or
+answers as a read-only replica: every caller follows a failover without a restart.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import quote, urlsplit
 
 import redis
+from redis.sentinel import Sentinel
+
+from app import keys
+from app.config import get_settings
+from app.errors import ReplicationTimeout
 
 SOCKET_TIMEOUT = 2.0
 """Seconds before a Redis call fails; short, so a Redis outage turns into a quick 503."""
 
+SENTINEL_PORT = 26379
+"""Sentinel's own port, for a ``sentinel://host`` that names none (as kombu assumes)."""
+
+
+def is_sentinel_url(url: str) -> bool:
+    """Whether ``url`` names Sentinels rather than a Redis."""
+    return url.startswith("sentinel://")
+
+
+def sentinel_addresses(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each Sentinel of ``sentinel://h1:p1;sentinel://h2:p2``."""
+    return [
+        (parts.hostname or "", parts.port or SENTINEL_PORT)
+        for parts in map(urlsplit, url.split(";"))
+    ]
+
+
+def broker_url(url: str, password: str) -> str:
+    """``url`` as Celery's broker takes it: ``password`` written into each of its URLs that
+    carries none. kombu reads each Sentinel URL afresh when it moves on to the next one, so a
+    password given beside the URL would be dropped at the first Sentinel that fails to answer."""
+    if not password:
+        return url
+    parts = []
+    for part in url.split(";"):
+        split = urlsplit(part)
+        if split.password is None and split.scheme != "unix":
+            part = split._replace(netloc=f":{quote(password, safe='')}@{split.netloc}").geturl()
+        parts.append(part)
+    return ";".join(parts)
+
+
+def get_redis(url: str) -> redis.Redis:
+    """A client for ``url`` whose pool is shared by every caller in this process.
+
+    For a Sentinel URL, the master name and passwords come from the settings."""
+    settings = get_settings()
+    if is_sentinel_url(url):
+        return _master_client(
+            url,
+            settings.redis_sentinel_master,
+            settings.redis_password,
+            settings.redis_sentinel_password,
+        )
+    return _client(url, settings.redis_password)
+
+
+_OPTIONS = {
+    "decode_responses": True,
+    "socket_timeout": SOCKET_TIMEOUT,
+    "socket_connect_timeout": SOCKET_TIMEOUT,
+    "health_check_interval": 30,
+}
+
 
 @lru_cache(maxsize=8)
-def get_redis(url: str) -> redis.Redis:
-    """A client for ``url`` whose pool is shared by every caller in this process."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        health_check_interval=30,
+def _client(url: str, password: str) -> redis.Redis:
+    # A password in the URL wins over REDIS_PASSWORD (redis-py lets URL values override).
+    return redis.Redis.from_url(url, password=password or None, **_OPTIONS)
+
+
+@lru_cache(maxsize=8)
+def _master_client(url: str, master: str, password: str, sentinel_password: str) -> redis.Redis:
+    sentinels = Sentinel(
+        sentinel_addresses(url),
+        sentinel_kwargs={
+            "password": sentinel_password or None,
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+        },
     )
+    return sentinels.master_for(master, password=password or None, **_OPTIONS)
+
+
+def confirm_replicated(redis_client: redis.Redis, replicas: int, timeout: float) -> None:
+    """Return once ``replicas`` replicas hold every write this process made so far; raise
+    :class:`ReplicationTimeout` if fewer confirm within ``timeout`` seconds. A no-op for 0.
+
+    The mark and ``WAIT`` go in one pipeline, so they share a connection, as ``WAIT`` needs."""
+    if replicas <= 0:
+        return
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.set(keys.REPLICATION_MARK, "1", ex=keys.REPLICATION_MARK_TTL)
+    pipe.execute_command("WAIT", replicas, max(1, int(timeout * 1000)))
+    _, confirmed = pipe.execute()
+    if int(confirmed) < replicas:
+        raise ReplicationTimeout(f"{confirmed} of {replicas} replicas confirmed within {timeout}s")

@@ -58,6 +58,15 @@ class EventError(GatewayError):
     """An event subscription was refused, or an event could not be delivered to its subscriber."""
 
 
+class StoreError(GatewayError):
+    """Redis took a write but cannot yet vouch for it; the caller must not acknowledge it."""
+
+
+class ReplicationTimeout(StoreError):
+    """Fewer replicas than ``REDIS_MIN_REPLICAS`` confirmed a write within ``REDIS_WAIT_TIMEOUT``:
+    a failover now could lose it, so the web answers 503 and the sender tries again."""
+
+
 class ApiError(GatewayError):
     """An HTTP API answer other than success: ``status``, a ``code`` for programs, a ``message``
     for people, and optionally the ``field`` at fault, per-item ``errors`` and response headers.

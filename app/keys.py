@@ -201,6 +201,13 @@ TASK_JOURNAL_DUE = PREFIX + ":task:journal:due"
 """Sorted set of the journal's task ids, scored by when each was queued or last started running.
 One long past the broker's own redelivery, while its queue is empty, is a task the broker lost."""
 
+REPLICATION_MARK = PREFIX + ":replication:mark"
+"""Written just before ``WAIT`` (``app.db.confirm_replicated``): ``WAIT`` counts only its own
+connection's writes, and replication is ordered, so a replica holding this write holds every write
+acknowledged before it, whichever connection (the broker's) made them. Nothing reads it."""
+REPLICATION_MARK_TTL = 60
+"""Seconds the mark lives, so it never outlasts its use."""
+
 SEND_PENDING = PREFIX + ":send:pending"
 """Sorted set of messages not yet accepted by Meta nor dead-lettered, scored by when a send task
 is next expected to run for them. A member long overdue is a task the broker lost (kombu's Redis

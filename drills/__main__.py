@@ -17,6 +17,7 @@ from drills import (
     graph_faults,
     hosts,
     poison_message,
+    redis_failover,
     redis_outage,
     shuffled_statuses,
     worker_kills,
@@ -24,6 +25,7 @@ from drills import (
 
 DRILLS = {
     "redis_outage": redis_outage,
+    "redis_failover": redis_failover,
     "worker_kills": worker_kills,
     "graph_faults": graph_faults,
     "poison_message": poison_message,
@@ -42,6 +44,7 @@ SUMMARY_FIELDS = (
     "lost",
     "stuck",
     "duplicated",
+    "sends_resumed_after_s",
     "poison",
     "seconds",
 )

@@ -33,8 +33,9 @@ from redis.exceptions import RedisError
 import celeryconfig
 from app import keys
 from app.config import get_settings
-from app.db import get_redis
+from app.db import confirm_replicated, get_redis
 from app.delivery.retry import RetryPolicy
+from app.errors import ReplicationTimeout
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,16 @@ class GatewayTask(Task):
     def _finish(redis_client: Any, key: str, task_id: str, done: bool) -> None:
         journal = (keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE)
         redis_client.eval(_FINISH_RUN, 3, key, *journal, task_id, "1" if done else "0")
+        # With REDIS_MIN_REPLICAS, the run's writes (a send's wamid, a reply's claim) reach a
+        # replica before the broker hears the acknowledgement: a failover cannot then forget
+        # that a message went and send it again.
+        settings = get_settings()
+        try:
+            confirm_replicated(
+                redis_client, settings.redis_min_replicas, settings.redis_wait_timeout
+            )
+        except ReplicationTimeout as exc:
+            log.warning("task %s finished, not yet replicated: %s", task_id, exc)
 
     def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
         """Called instead of running a task whose earlier runs killed ``deaths`` workers.

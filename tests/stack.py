@@ -76,6 +76,8 @@ class RedisServer:
         port: int | None = None,
         host: str = "127.0.0.1",
         netns: str | None = None,
+        extra: list[str] | None = None,
+        password: str = "",
     ):
         self.port = port or free_port()
         self.host = host
@@ -85,6 +87,8 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="wa-redis-")
         self.appendonly = appendonly
         self.fsync = fsync
+        self.extra = list(extra or [])
+        self.password = password
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -111,13 +115,20 @@ class RedisServer:
                 "yes" if self.appendonly else "no",
                 "--appendfsync",
                 self.fsync,
+                *(
+                    ("--requirepass", self.password, "--masterauth", self.password)
+                    * bool(self.password)
+                ),
+                *self.extra,
             ]
             # In a namespace of its own, only the drill's namespaces reach it, from outside loopback.
             + (["--protected-mode", "no"] if self.netns else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            host=self.host, port=self.port, password=self.password or None, socket_connect_timeout=0.5
+        )
         wait_for(client.ping, timeout=10)
         client.close()
         return self
@@ -129,7 +140,7 @@ class RedisServer:
         self.proc = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True)
+        return redis.Redis.from_url(self.url, password=self.password or None, decode_responses=True)
 
     def close(self) -> None:
         self.stop()
@@ -139,6 +150,127 @@ class RedisServer:
 def in_netns(netns: str | None) -> list[str]:
     """The command prefix that runs a program in network namespace ``netns`` (none for None)."""
     return ["ip", "netns", "exec", netns] if netns else []
+
+
+class SentinelGroup:
+    """A master, its replicas and three Sentinels watching them, each on a free port, with
+    passwords on Redis and on the Sentinels; failover within a few seconds of the master's death.
+
+    ``env()`` is what a gateway process needs to reach the master through the Sentinels."""
+
+    MASTER_NAME = "wa-master"
+    REDIS_PASSWORD = "sentinel-test-redis-password-0123"
+    SENTINEL_PASSWORD = "sentinel-test-sentinel-password-4567"
+    DOWN_AFTER_MS = 1000
+    """How long the master may be silent before the Sentinels call it down."""
+
+    def __init__(self, replicas: int = 1, sentinels: int = 3, appendonly: bool = False):
+        self.master = RedisServer(
+            appendonly=appendonly, fsync="everysec", password=self.REDIS_PASSWORD
+        )
+        self.replicas = [
+            RedisServer(
+                appendonly=appendonly,
+                fsync="everysec",
+                password=self.REDIS_PASSWORD,
+                extra=["--replicaof", "127.0.0.1", str(self.master.port)],
+            )
+            for _ in range(replicas)
+        ]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.dir = Path(tempfile.mkdtemp(prefix="wa-sentinel-"))
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "REDIS_URL": self.url,
+            "REDIS_SENTINEL_MASTER": self.MASTER_NAME,
+            "REDIS_PASSWORD": self.REDIS_PASSWORD,
+            "REDIS_SENTINEL_PASSWORD": self.SENTINEL_PASSWORD,
+        }
+
+    def start(self) -> SentinelGroup:
+        self.master.start()
+        for replica in self.replicas:
+            replica.start()
+        # Replicas in sync (not still loading the master's snapshot), so WAIT can count them.
+        wait_for(lambda: self._online() == len(self.replicas), timeout=30)
+        for port in self.sentinel_ports:
+            config = self.dir / f"sentinel-{port}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"requirepass {self.SENTINEL_PASSWORD}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel auth-pass {self.MASTER_NAME} {self.REDIS_PASSWORD}\n"
+                f"sentinel sentinel-pass {self.SENTINEL_PASSWORD}\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} {self.DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [shutil.which("redis-server") or "redis-server", str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        # Ready once every Sentinel knows the replicas and the other Sentinels.
+        wait_for(
+            lambda: all(
+                int(info["num-slaves"]) == len(self.replicas)
+                and int(info["num-other-sentinels"]) == len(self.sentinel_ports) - 1
+                for info in (
+                    self.sentinel(port).sentinel_master(self.MASTER_NAME)
+                    for port in self.sentinel_ports
+                )
+            ),
+            timeout=30,
+        )
+        return self
+
+    def _online(self) -> int:
+        info = self.master.client().info("replication")
+        return sum(
+            1 for n in range(info["connected_slaves"]) if info[f"slave{n}"]["state"] == "online"
+        )
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(
+            port=port, password=self.SENTINEL_PASSWORD, decode_responses=True, socket_timeout=1
+        )
+
+    def master_port(self) -> int:
+        """The master's port as the first Sentinel that answers sees it."""
+        for port in self.sentinel_ports:
+            try:
+                return int(
+                    self.sentinel(port).sentinel_get_master_addr_by_name(self.MASTER_NAME)[1]
+                )
+            except redis.RedisError:
+                continue
+        raise RuntimeError("no Sentinel answers")
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in [self.master, *self.replicas] if s.port == port)
+
+    def crash_master(self) -> RedisServer:
+        """SIGKILL the current master; returns its server, to be started again as a replica."""
+        server = self.server(self.master_port())
+        server.proc.kill()
+        server.proc.wait()
+        server.proc = None
+        return server
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.terminate()
+            proc.wait(timeout=10)
+        for server in [self.master, *self.replicas]:
+            server.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Process:

@@ -19,6 +19,7 @@ FAMILIES = (
     errors.DeliveryError,
     errors.ConversationError,
     errors.EventError,
+    errors.StoreError,
     errors.ApiError,
 )
 

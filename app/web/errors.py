@@ -13,12 +13,16 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from app.errors import ApiError
+from app.errors import ApiError, ReplicationTimeout
 
 log = logging.getLogger(__name__)
 
 REDIS_UNAVAILABLE = "redis_unavailable"
 """The one code of a 503 answered because Redis (store or broker) cannot be reached."""
+
+REPLICATION_TIMEOUT = "replication_timeout"
+"""The code of a 503 answered because too few replicas confirmed the write in time
+(``REDIS_MIN_REPLICAS``): accepting it could lose it in a failover."""
 
 RETRY_AFTER_SECONDS = 5
 """What that 503 suggests; Meta retries webhooks on its own schedule, API clients may honour it."""
@@ -43,6 +47,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     for exc_class in REDIS_FAILURES:
         app.register_error_handler(exc_class, _redis_unavailable)
+    app.register_error_handler(ReplicationTimeout, _not_replicated)
 
 
 PAYLOAD_TOO_LARGE = "payload_too_large"
@@ -57,6 +62,18 @@ def _http_error(exc: HTTPException) -> Response:
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     return error_response(
         ApiError(exc.code or 500, code, exc.description or exc.name, headers=headers)
+    )
+
+
+def _not_replicated(exc: ReplicationTimeout) -> Response:
+    log.error("%s refused with 503: %s", request.endpoint, exc)
+    return error_response(
+        ApiError(
+            503,
+            REPLICATION_TIMEOUT,
+            "no replica confirmed the write in time; try again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     )
 
 

@@ -26,7 +26,7 @@ from app.config import Settings
 from app.conversations.customers import CustomerBook
 from app.conversations.optout import OptOutBook
 from app.credentials import is_registered
-from app.db import get_redis
+from app.db import confirm_replicated, get_redis
 from app.delivery import intake
 from app.delivery.idempotency import (
     MAX_KEY_LENGTH,
@@ -123,7 +123,9 @@ def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
     """Record and enqueue; returns (ids, statuses, replayed) or raises :class:`ApiError`.
 
     An unreachable Redis or broker propagates: the application answers it with 503, and
-    nothing was kept (``intake.accept`` records nothing it could not enqueue)."""
+    nothing was kept (``intake.accept`` records nothing it could not enqueue). With
+    ``REDIS_MIN_REPLICAS``, a write no replica confirmed in time is a 503 too (it was queued:
+    a retry with the same ``Idempotency-Key`` returns its ids)."""
     redis_client = _redis()
     store = MessageStore(redis_client)
     try:
@@ -162,6 +164,8 @@ def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
             f"a request with this {IDEMPOTENCY_HEADER} is running",
             headers={"Retry-After": "1"},
         ) from None
+    settings = _settings()
+    confirm_replicated(redis_client, settings.redis_min_replicas, settings.redis_wait_timeout)
     return accepted.ids, statuses, accepted.replayed
 
 

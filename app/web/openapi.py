@@ -56,7 +56,8 @@ def _guarded(*, per_number: bool = False) -> dict[str, Any]:
         "401": _error("missing or invalid API key"),
         "403": _error(refused),
         "503": _error(
-            "Redis is unavailable (`redis_unavailable`); retry after `Retry-After` seconds"
+            "Redis is unavailable (`redis_unavailable`), or no replica confirmed a write in time "
+            "(`replication_timeout`); retry after `Retry-After` seconds"
         ),
     }
 

@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 import celeryconfig
 from app import keys
 from app.config import Settings
+from app.db import confirm_replicated
 from app.errors import ApiError
 from app.ops import metrics
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
@@ -57,8 +58,9 @@ def verify_subscription():
 
 @bp.post("/webhooks/whatsapp")
 def receive():
-    """Accept a signed delivery: 200 once the broker holds it; when Redis cannot take it, the
-    application answers 503 and Meta delivers it again."""
+    """Accept a signed delivery: 200 once the broker holds it (and, with ``REDIS_MIN_REPLICAS``,
+    that many replicas); when Redis cannot take it, the application answers 503 and Meta
+    delivers it again."""
     settings = _settings()
     body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
     if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.webhook_secrets):
@@ -89,6 +91,8 @@ def receive():
         dedup_ttl=keys.WEBHOOK_SEEN_TTL,
         argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
     )
+    # A duplicate waits too: the first delivery may have been refused for want of a replica.
+    confirm_replicated(publisher.redis, settings.redis_min_replicas, settings.redis_wait_timeout)
     return jsonify({"status": "accepted" if queued else "duplicate"})
 
 
