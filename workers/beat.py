@@ -41,6 +41,17 @@ class SingleBeatScheduler(Scheduler):
             self.leading = True
         return min(super().tick(*args, **kwargs), RENEW_INTERVAL)
 
+    def apply_entry(self, entry, producer=None) -> None:
+        # Looked at again right before each send: a beat frozen between its tick's look and the
+        # send (SIGSTOP, a paused VM) may have lost the lock meanwhile, and must not send on a
+        # stale lead once it wakes.
+        if not self.lock.hold():
+            if self.leading:
+                log.warning("beat: lost the lock; standing by")
+                self.leading = False
+            return
+        super().apply_entry(entry, producer=producer)
+
     def close(self) -> None:
         super().close()
         if self.leading:
