@@ -59,6 +59,16 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()["id"]
 
+    def templates_cli(self, command: str) -> subprocess.CompletedProcess:
+        """``wa-gateway templates <command>`` run as an operator would, with the stack's settings."""
+        return subprocess.run(
+            [str(BIN / "wa-gateway"), "templates", command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def template(self, name: str) -> dict:
         templates = self.api("get", "/v1/templates").json()["templates"]
         return next(t for t in templates if t["name"] == name)
@@ -95,13 +105,7 @@ def test_templates_are_synced_and_follow_metas_webhooks(stack):
     promo = stack.create_template("promo_navidad", "MARKETING", "Hola {{1}}, usa {{2}} hoy")
     aviso = stack.create_template("aviso_envio", "UTILITY", "Tu pedido {{1}} va en camino")
     stack.sim("post", f"/_sim/templates/{promo}/approve")
-    synced = subprocess.run(
-        [str(BIN / "wa-gateway"), "templates", "sync"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    synced = stack.templates_cli("sync")
     assert synced.returncode == 0, synced.stderr
     assert "2 templates synced" in synced.stdout
     assert stack.template("promo_navidad")["status"] == "APPROVED"
@@ -109,13 +113,7 @@ def test_templates_are_synced_and_follow_metas_webhooks(stack):
     stack.sim("post", f"/_sim/templates/{aviso}/reject", json={"reason": "INVALID_FORMAT"})
     wait_for(lambda: stack.template("aviso_envio")["status"] == "REJECTED")
     assert stack.template("aviso_envio")["reason"] == "INVALID_FORMAT"
-    listed = subprocess.run(
-        [str(BIN / "wa-gateway"), "templates", "list"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listed = stack.templates_cli("list")
     assert "promo_navidad\tes\tAPPROVED\tMARKETING" in listed.stdout
 
 
@@ -233,13 +231,7 @@ def approved_promo(stack) -> None:
         return
     promo = stack.create_template("promo_navidad", "MARKETING", "Hola {{1}}, usa {{2}} hoy")
     stack.sim("post", f"/_sim/templates/{promo}/approve")
-    synced = subprocess.run(
-        [str(BIN / "wa-gateway"), "templates", "sync"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    synced = stack.templates_cli("sync")
     assert synced.returncode == 0, synced.stderr
 
 
