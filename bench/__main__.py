@@ -151,6 +151,25 @@ def drain_rows(r: dict) -> list[Row]:
     ]
 
 
+LIMIT_REACHED = 0.95
+"""Share of the number's rate limit that counts as reaching it, end to end (the first API call
+to the last arrival, so the ramp at each end costs a little)."""
+
+
+def drain_latency_rows(r: dict) -> list[Row]:
+    gateway = r["gateway"]
+    return [
+        Row(
+            f"send drain at {r['latency_ms']:g} ms Graph latency, {gateway['messages']:,} messages",
+            f"{gateway['msgs_per_s']}/s",
+            f"rate limit {r['rate_limit']:g}/s",
+            f"{r['ratio_to_rate_limit']:.2f}",
+            f">= {LIMIT_REACHED:.2f} of the limit",
+            r["ratio_to_rate_limit"] >= LIMIT_REACHED,
+        )
+    ]
+
+
 def priority_rows(r: dict) -> list[Row]:
     loaded, idle = r["high_under_bulk_backlog"], r["high_idle"]
     return [
@@ -303,6 +322,8 @@ class Benchmark:
     rows: Callable[[dict], list[Row]]
     timeout: float
     needs: tuple[tuple[str, str], ...] = ()  # (command or module, how to install it)
+    module: str = ""  # the benchmark's module under bench/, when not its name
+    args: tuple[str, ...] = ()
 
     def missing(self) -> list[str]:
         """How to install what this benchmark needs and this machine lacks."""
@@ -323,6 +344,15 @@ BENCHMARKS = [
         needs=(REDIS, ("wrk", "apt-get install wrk"), ("pywa", "pip install -e '.[bench]'")),
     ),
     Benchmark("drain", drain_rows, timeout=600, needs=(REDIS,)),
+    # Goal 2's third part: at Meta's usual latency the drain keeps up with the number's limit.
+    Benchmark(
+        "drain_latency",
+        drain_latency_rows,
+        timeout=300,
+        needs=(REDIS,),
+        module="drain",
+        args=("--messages", "2400", "--rate", "80", "--latency-ms", "150"),
+    ),
     Benchmark("priority", priority_rows, timeout=600, needs=(REDIS,)),
     Benchmark("ratelimit", ratelimit_rows, timeout=300, needs=(REDIS,)),
     Benchmark("memory", memory_rows, timeout=600, needs=(REDIS,)),
@@ -355,21 +385,25 @@ def goal_rows(results: dict[str, dict]) -> list[Row]:
         )
     else:
         rows.append(Row("1. ingestion against pywa", "not run", "-", "-", ">= 1.10", False))
-    drain = results.get("drain")
+    drain, latency = results.get("drain"), results.get("drain_latency")
     if drain:
         gateway, ceiling = drain["gateway"], drain["ceiling"]
         cpu = gateway.get("cpu_ms_per_msg", {}).get("total")
+        at_latency = latency["ratio_to_rate_limit"] if latency else None
         rows.append(
             Row(
-                "2. send drain at zero latency",
-                f"{gateway['msgs_per_s']}/s, {cpu} ms CPU/msg",
+                "2. send drain at zero latency; at 150 ms, share of the rate limit",
+                f"{gateway['msgs_per_s']}/s, {cpu} ms CPU/msg; at 150 ms "
+                + ("not run" if at_latency is None else f"{at_latency:.2f} of the limit"),
                 f"threaded requests {ceiling['msgs_per_s']}/s",
                 f"{drain['ratio_to_ceiling']:.2f}",
-                ">= 0.80 of it, >= 1,000/s, <= 2.0 ms CPU",
+                f">= 0.80 of it, >= 1,000/s, <= 2.0 ms CPU; >= {LIMIT_REACHED:.2f} at 150 ms",
                 drain["ratio_to_ceiling"] >= 0.8
                 and gateway["msgs_per_s"] >= 1000
                 and cpu is not None
-                and cpu <= 2.0,
+                and cpu <= 2.0
+                and at_latency is not None
+                and at_latency >= LIMIT_REACHED,
             )
         )
     else:
@@ -419,7 +453,8 @@ def run(bench: Benchmark) -> str | None:
     result_file.unlink(missing_ok=True)  # never summarise an earlier run's figures
     try:
         code = subprocess.run(
-            [sys.executable, "-m", f"bench.{bench.name}"], timeout=bench.timeout
+            [sys.executable, "-m", f"bench.{bench.module or bench.name}", *bench.args],
+            timeout=bench.timeout,
         ).returncode
     except subprocess.TimeoutExpired:
         return f"failed: no result within {bench.timeout:.0f} s"
