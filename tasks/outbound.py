@@ -49,8 +49,8 @@ _call_threads = threading.local()
 
 def call_threads() -> concurrent.futures.ThreadPoolExecutor:
     """The threads that make a batch's Graph calls, kept by each pool thread (or process) from
-    one batch to the next: starting ten threads per batch cost more CPU than the calls' own
-    Python. A batch holds at most ``SEND_BATCH_CONCURRENCY`` of them at once (its slots)."""
+    one batch to the next, rather than ten started and joined by every batch. A batch holds at
+    most ``SEND_BATCH_CONCURRENCY`` of them at once (its slots)."""
     executor = getattr(_call_threads, "executor", None)
     if executor is None or _call_threads.pid != os.getpid():  # threads do not survive a fork
         executor = _call_threads.executor = concurrent.futures.ThreadPoolExecutor(

@@ -7,6 +7,7 @@ is only reported accepted once its record exists and the broker holds its send t
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import uuid
@@ -102,9 +103,6 @@ class LaneCaps:
                 raise QueueFull(lane, number, waiting, cap, max(1, min(MAX_RETRY_AFTER, wait)))
 
 
-_UNREAD = object()
-
-
 class RequestTemplates:
     """The synced templates as one API request reads them, for :func:`check_send`: the sync time
     and each template once per request, however many of its messages use it (a campaign's
@@ -112,13 +110,14 @@ class RequestTemplates:
 
     def __init__(self, store: TemplateStore):
         self.store = store
-        self._synced_at: float | None | object = _UNREAD
         self._kept: dict[tuple[str, str], Template | None] = {}
 
+    @functools.cached_property
+    def _synced_at(self) -> float | None:
+        return self.store.synced_at()
+
     def synced_at(self) -> float | None:
-        if self._synced_at is _UNREAD:
-            self._synced_at = self.store.synced_at()
-        return self._synced_at  # type: ignore[return-value]
+        return self._synced_at
 
     def get(self, name: str, language: str) -> Template | None:
         if (name, language) not in self._kept:
