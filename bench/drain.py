@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 
+import redis
 import requests
 
 from app.config import DEFAULT_API_VERSION
@@ -112,11 +113,28 @@ def ceiling(sim: Simulator, bodies: list[dict], threads: int, pids: dict[str, in
     }
 
 
+def redis_commands(redis_client: redis.Redis, items: int) -> dict[str, float]:
+    """Commands Redis ran per item since its statistics were last reset, by command (the
+    broker's included), most frequent first, and in all."""
+    stats = redis_client.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): row["calls"] / items for name, row in stats.items()}
+    calls.pop("info", None)
+    per_item = dict(sorted(calls.items(), key=lambda kv: -kv[1]))
+    per_item["total"] = sum(calls.values())
+    return {name: round(n, 2) for name, n in per_item.items() if n >= 0.01}
+
+
 def gateway(
-    sim: Simulator, web_url: str, recipients_: list[str], priority: str, pids: dict[str, int]
+    sim: Simulator,
+    web_url: str,
+    recipients_: list[str],
+    priority: str,
+    pids: dict[str, int],
+    redis_client: redis.Redis,
 ) -> dict:
     """Send ``recipients_`` one template each through the batch API and wait for the drain."""
     sim.clear()
+    redis_client.config_resetstat()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {API_KEY}"
     meter = CpuMeter(pids)
@@ -130,6 +148,7 @@ def gateway(
     accepted_in = time.perf_counter() - started
     wait_for(lambda: sim.count() >= len(recipients_), timeout=len(recipients_) / 20, interval=0.5)
     cpu = meter.per_item_ms(len(recipients_))
+    commands = redis_commands(redis_client, len(recipients_))
     received = sim.received()
     last = max(m["at"] for m in received)
     elapsed = last - started_wall
@@ -145,6 +164,7 @@ def gateway(
         "missing": sum(1 for to in wanted if counts[to] == 0),
         "duplicated": sum(counts[to] - 1 for to in wanted if counts[to] > 1),
         "cpu_ms_per_msg": cpu,
+        "redis_commands_per_msg": commands,
     }
 
 
@@ -214,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         print("gateway (batch API, send worker):", flush=True)
         report["gateway"] = gateway(
-            sim, f"http://127.0.0.1:{web_port}", recipients(2, args.messages), args.priority, pids
+            sim,
+            f"http://127.0.0.1:{web_port}",
+            recipients(2, args.messages),
+            args.priority,
+            pids,
+            redis.Redis.from_url(redis_server.url, decode_responses=True),
         )
         print(f"  {json.dumps(report['gateway'])}", flush=True)
     finally:

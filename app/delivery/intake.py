@@ -7,6 +7,7 @@ is only reported accepted once its record exists and the broker holds its send t
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import uuid
@@ -21,7 +22,7 @@ from app.delivery.idempotency import IdempotencyStore
 from app.delivery.messages import QUEUED, MessageStore, NewMessage
 from app.delivery.window import CustomerWindows, FallbackTemplate, is_free_form
 from app.errors import DeliveryError
-from app.templates import MARKETING, TemplateRefused, TemplateStore, check_send
+from app.templates import MARKETING, Template, TemplateRefused, TemplateStore, check_send
 from app.whatsapp.errors import MessageValidationError
 from app.whatsapp.ids import is_phone_number_id
 from app.whatsapp.messages import validate_message
@@ -102,6 +103,28 @@ class LaneCaps:
                 raise QueueFull(lane, number, waiting, cap, max(1, min(MAX_RETRY_AFTER, wait)))
 
 
+class RequestTemplates:
+    """The synced templates as one API request reads them, for :func:`check_send`: the sync time
+    and each template once per request, however many of its messages use it (a campaign's
+    thousand messages share one template, and each read is a round trip to Redis)."""
+
+    def __init__(self, store: TemplateStore):
+        self.store = store
+        self._kept: dict[tuple[str, str], Template | None] = {}
+
+    @functools.cached_property
+    def _synced_at(self) -> float | None:
+        return self.store.synced_at()
+
+    def synced_at(self) -> float | None:
+        return self._synced_at
+
+    def get(self, name: str, language: str) -> Template | None:
+        if (name, language) not in self._kept:
+            self._kept[name, language] = self.store.get(name, language)
+        return self._kept[name, language]
+
+
 @dataclass(frozen=True)
 class Submission:
     """One validated message ready to record: what to send, on which lane, and any history note."""
@@ -131,7 +154,7 @@ def prepare(
     fallback: FallbackTemplate | None,
     is_registered: Callable[[str], bool] | None = None,
     customers: CustomerBook | None = None,
-    templates: TemplateStore | None = None,
+    templates: TemplateStore | RequestTemplates | None = None,
     opt_outs: OptOutBook | None = None,
 ) -> Submission:
     """Validate one message of the API and apply the customer's 24-hour window.

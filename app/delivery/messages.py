@@ -579,9 +579,13 @@ class MessageStore:
 
         None is missed: the index is one write, :meth:`id_for_wamid_or_hold` runs entirely before
         it (its status is then read here) or after it (it then finds the message itself).
+
+        The message's send lock goes in the same round trip, whoever holds it: with the wamid
+        recorded it has nothing left to guard, since any run that takes it next finds the wamid.
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
+        pipe.delete(keys.SEND_LOCK.format(message_id=message_id))
         pipe.set(keys.WAMID_INDEX.format(wamid=wamid), message_id, ex=self.retention)
         self._leave_pending(message_id, pipe)
         self.advance(message_id, SENT, pipe=pipe)

@@ -155,22 +155,27 @@ def claim_send(sender: Sender, message_id: str) -> Claim | SendResult:
 
 
 def complete_send(sender: Sender, claim: Claim) -> SendResult:
-    """The Graph call of a claimed message, and its outcome recorded; the lock let go."""
+    """The Graph call of a claimed message, and its outcome recorded; the lock let go (with the
+    wamid, when Meta accepted it)."""
     message_id = claim.message_id
+    recorded = False
     try:
         try:
             result = claim.client.send_message(claim.payload)
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).
+        # Recording the wamid lets go of the lock in the same round trip.
         record_sent(sender.store, message_id, result.wamid)
+        recorded = True
         observe.send_succeeded(claim.payload.get("type"))
         log.info(
             "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, claim.attempt
         )
         return SendResult(SendOutcome.SENT)
     finally:
-        sender.store.unlock_send(message_id, claim.token)
+        if not recorded:
+            sender.store.unlock_send(message_id, claim.token)
 
 
 def nothing_to_send(record: MessageRecord | None) -> bool:

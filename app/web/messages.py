@@ -101,7 +101,7 @@ def _refusal(refused: intake.Refused) -> ApiError:
     return ApiError(422, refused.code, refused.message, field=refused.field)
 
 
-def _prepare(body: Any) -> intake.Submission:
+def _prepare(body: Any, templates: intake.RequestTemplates) -> intake.Submission:
     """The validated submission for one message object; raises :class:`intake.Refused`, or
     :class:`ApiError` 403 if the request's key may not send from the message's number."""
     redis_client = _redis()
@@ -112,7 +112,7 @@ def _prepare(body: Any) -> intake.Submission:
         fallback=fallback_template(),
         is_registered=lambda number: is_registered(redis_client, number),
         customers=CustomerBook(redis_client),
-        templates=TemplateStore(redis_client),
+        templates=templates,
         opt_outs=OptOutBook(redis_client),
     )
     require_number(submission.phone_number_id or _settings().phone_number_id)
@@ -184,7 +184,7 @@ def create_message():
     key = _idempotency_key()
     body = json_body(MAX_MESSAGE_BYTES)
     try:
-        submission = _prepare(body)
+        submission = _prepare(body, intake.RequestTemplates(TemplateStore(_redis())))
     except intake.Refused as refused:
         raise _refusal(refused) from None
     ids, statuses, replayed = _accept([submission], key, body)
@@ -208,9 +208,10 @@ def create_batch():
             field="messages",
         )
     submissions, errors = [], []
+    templates = intake.RequestTemplates(TemplateStore(_redis()))
     for index, message in enumerate(messages):
         try:
-            submissions.append(_prepare(message))
+            submissions.append(_prepare(message, templates))
         except intake.Refused as refused:
             errors.append({"index": index, **refused.to_dict()})
     if errors:

@@ -223,3 +223,25 @@ def test_a_message_from_an_unregistered_number_is_dead_lettered_for_the_operator
     letter = sender.dead_letters.get("m1")
     assert letter.reason == dl.CONFIGURATION_ERROR and SECOND_NUMBER in letter.error["message"]
     assert second.state.requests_seen == 0
+
+
+def test_a_send_makes_six_round_trips_to_redis_and_leaves_its_lock_free(sender, sim, monkeypatch):
+    """Each round trip is a wait and a few hundred microseconds of CPU, per message: the lock and
+    the record, the rate limit, ``sending``, the wamid with the lock's release, the event
+    subscriptions and the alert window's counter."""
+    import redis.connection
+
+    round_trips = []
+    send_packed = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        round_trips.append(command)
+        return send_packed(self, command, check_health)
+
+    queued(sender)
+    send_recorded_message(sender, "m1")  # the scripts loaded: count a steady send
+    sender.store.create("m2", PAYLOAD, "bulk", customer="573001234567")  # as intake records it
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    assert send_recorded_message(sender, "m2").outcome == SendOutcome.SENT
+    assert len(round_trips) == 6
+    assert sender.store.lock_remaining("m2") == 0

@@ -3,6 +3,7 @@ each of its messages (sent, retried alone, handed on when rate-limited, split wh
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -138,6 +139,20 @@ def test_a_batch_keeps_several_sends_in_flight_against_a_slow_graph_api(redis_cl
     store = MessageStore(redis_client)
     assert all(store.get(i).status == SENT and store.get(i).wamid for i in ids)
 
+
+def test_batches_make_their_calls_on_threads_kept_from_one_batch_to_the_next(
+    redis_client, graph
+):
+    def call_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("send")}
+
+    ids = recorded(redis_client, 2 * celeryconfig.SEND_BATCH_CONCURRENCY)
+    half = celeryconfig.SEND_BATCH_CONCURRENCY
+    assert run_as_worker(send_batch, "batch-9", ids[:half], "bulk") == {"sent": half}
+    kept = call_threads()
+    assert 0 < len(kept) <= celeryconfig.SEND_BATCH_CONCURRENCY
+    assert run_as_worker(send_batch, "batch-10", ids[half:], "bulk") == {"sent": half}
+    assert call_threads() == kept
 
 def test_a_batch_waits_in_place_for_a_near_turn(redis_client, graph, monkeypatch):
     monkeypatch.setenv("SEND_RATE_LIMITS", f"{NUMBER}=20")  # 50 ms apart, past a burst of 2

@@ -198,3 +198,23 @@ def test_pricing_reaches_back_no_further_than_the_first_day_there_is(client):
     response = client.get("/v1/analytics/pricing?to=0001-01-05", headers=AUTH)
     assert response.status_code == 200
     assert (response.json["from"], response.json["to"]) == ("0001-01-01", "0001-01-05")
+
+
+def test_a_batch_reads_its_template_once_and_still_checks_every_message(
+    client, redis_client, monkeypatch
+):
+    reads = []
+    get = TemplateStore.get
+    monkeypatch.setattr(TemplateStore, "get", lambda self, *a: reads.append(a) or get(self, *a))
+    components = [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]
+    template = {"name": "aviso", "language": {"code": "es"}, "components": components}
+    messages = [
+        {"to": f"57300123456{i}", "type": "template", "template": template} for i in range(5)
+    ]
+    batch = client.post("/v1/messages/batch", data=json.dumps({"messages": messages}), headers=AUTH)
+    assert batch.status_code == 202
+    assert reads == [("aviso", "es")]
+    messages[3]["template"] = {**template, "components": []}
+    batch = client.post("/v1/messages/batch", data=json.dumps({"messages": messages}), headers=AUTH)
+    assert batch.status_code == 422
+    assert [e["index"] for e in batch.json["error"]["errors"]] == [3]
