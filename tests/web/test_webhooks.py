@@ -202,3 +202,17 @@ def test_405_names_the_allowed_methods(client):
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
     assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_a_body_shorter_than_its_declared_length_is_400_and_enqueues_nothing(client, redis_client):
+    body = json.dumps(text_webhook("573001234567", "hola")).encode()
+    response = client.post(
+        URL,
+        data=body,
+        headers={SIGNATURE_HEADER: sign(body, SECRET)},
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    assert inbound_depth(redis_client) == 0
