@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
 
 from app.whatsapp.signature import sign
 from bench.common import CpuMeter, machine, procfile_web, run, save, today
@@ -46,7 +47,7 @@ TARGETS = {
 WRK_THREADS = 2
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 CORES = os.cpu_count() or 1
-STEPS = ("ingestion", "with_workers", "slow_ai")
+STEPS = ("ingestion", "with_workers", "slow_ai", "in_process")
 
 
 class SlowAgent:
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             report["with_workers"] = with_workers(args.duration, requests_file, redis_server)
         if "slow_ai" in steps:
             slow_ai(args.slow_ai, args.duration, requests_file, redis_server, report)
+        if "in_process" in steps:
+            print("the receiver called in process, no server:", flush=True)
+            report["in_process"] = in_process(requests_file, redis_server)
     finally:
         redis_server.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -244,6 +248,66 @@ def main(argv: list[str] | None = None) -> int:
         ratio = both["gateway"][16]["rps"] / both["pywa"][16]["rps"]
         print(f"with the inbound worker, c=16: gateway/pywa {ratio:.2f}", flush=True)
     return 0
+
+
+def in_process(requests_file: str, redis_server: RedisServer, count: int = 3000) -> dict:
+    """CPU per webhook of the gateway's WSGI application called in this process, without a
+    server or a client: the least noisy measure of the receiver's own Python on a shared
+    machine. Logs go through the web's configuration (JSON, redacted) to /dev/null."""
+    import io
+    import logging.config
+    import runpy
+
+    from app.config import get_settings
+    from app.web import create_app
+
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9")
+    saved = dict(os.environ)
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        logging_config = runpy.run_path("gunicorn.conf.py")["logconfig_dict"]
+        logging.config.dictConfig(logging_config)
+        with open(os.devnull, "w") as devnull:
+            for handler in logging.getLogger().handlers:
+                handler.setStream(devnull)
+            app = create_app()
+            with open(requests_file) as lines:
+                signed = [line.rstrip("\n").split("\t", 1) for line in islice(lines, count)]
+            statuses: dict[str, int] = {}
+
+            def start_response(status: str, headers: list, exc_info=None) -> None:
+                statuses[status] = statuses.get(status, 0) + 1
+
+            environs = []
+            for signature, body in signed:
+                data = body.encode()
+                environs.append(
+                    {
+                        "REQUEST_METHOD": "POST",
+                        "PATH_INFO": "/webhooks/whatsapp",
+                        "SERVER_NAME": "127.0.0.1",
+                        "SERVER_PORT": "8000",
+                        "SERVER_PROTOCOL": "HTTP/1.1",
+                        "CONTENT_TYPE": "application/json",
+                        "CONTENT_LENGTH": str(len(data)),
+                        "HTTP_X_HUB_SIGNATURE_256": signature,
+                        "wsgi.input": io.BytesIO(data),
+                        "wsgi.url_scheme": "http",
+                    }
+                )
+            redis_server.client().flushdb()
+            started = time.process_time()
+            for environ in environs:
+                b"".join(app(environ, start_response))
+            used = time.process_time() - started
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+    result = {"cpu_us_per_webhook": round(used / len(environs) * 1e6, 1), "statuses": statuses}
+    print(f"  in process: {result['cpu_us_per_webhook']:.0f} us CPU per webhook {statuses}")
+    return result
 
 
 def slow_ai(
