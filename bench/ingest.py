@@ -26,9 +26,10 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
 
 from app.whatsapp.signature import sign
-from bench.common import machine, procfile_web, run, save, today
+from bench.common import CpuMeter, machine, procfile_web, run, save, today
 from tests.stack import (
     RedisServer,
     free_port,
@@ -45,6 +46,8 @@ TARGETS = {
 }
 WRK_THREADS = 2
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+CORES = os.cpu_count() or 1
+STEPS = ("ingestion", "with_workers", "slow_ai", "in_process")
 
 
 class SlowAgent:
@@ -132,7 +135,10 @@ def measure(
     requests_file: str,
     redis_server: RedisServer,
     extra_env: dict | None = None,
+    workers: dict[str, int] | None = None,
 ) -> dict:
+    """Each connection count's rate and latency, with the CPU each request cost the web
+    process (all its gunicorn processes) and the ``workers`` running beside it, by pid."""
     port = free_port()
     env = gateway_env(redis_server.url, "http://127.0.0.1:9", **(extra_env or {}))
     proc = procfile_web(TARGETS[target], port, env)
@@ -141,14 +147,28 @@ def measure(
         for c in connections:
             client = redis_server.client()
             client.flushdb()
+            cpu = CpuMeter({"web": proc.pid, "redis": redis_server.proc.pid, **(workers or {})})
+            started = time.monotonic()
             result = wrk(f"http://127.0.0.1:{port}/webhooks/whatsapp", c, duration, requests_file)
+            elapsed = time.monotonic() - started
+            per_request = cpu.per_item_ms(max(result["requests"], 1))
+            result["cpu_ms_per_request"] = per_request
+            # The share of the machine's cores the workers beside the web took meanwhile.
+            result["worker_cpu_share"] = {
+                name: round(per_request[name] * result["requests"] / 1000 / elapsed / CORES, 3)
+                for name in workers or {}
+            }
             if target == "gateway":
                 # Every 200 must be a task in Redis: durably enqueued, none dropped.
                 result["enqueued"] = client.llen("inbound")
             results[c] = result
             print(
                 f"  {target:8s} c={c:<3d} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms"
-                f"  p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}",
+                f"  p99 {result['p99_ms']:.2f} ms  non-2xx {result['non_2xx']}"
+                f"  web CPU {per_request['web']:.3f} ms/request"
+                + "".join(
+                    f"  {n} {v:.0%} of the cores" for n, v in result["worker_cpu_share"].items()
+                ),
                 flush=True,
             )
     finally:
@@ -168,9 +188,10 @@ def with_workers(duration: int, requests_file: str, redis_server: RedisServer) -
             "WHATSAPP_API_BASE_URL": env["WHATSAPP_API_BASE_URL"],
             "RESPONDER_BACKEND": "rules",
         }
+        beside = {"inbound": worker.pid}
         return {
-            "gateway": measure("gateway", [16], duration, requests_file, redis_server, graph),
-            "pywa": measure("pywa", [16], duration, requests_file, redis_server, graph),
+            t: measure(t, [16], duration, requests_file, redis_server, graph, beside)
+            for t in ("gateway", "pywa")
         }
     finally:
         if worker is not None:
@@ -184,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--requests", type=int, default=60_000, help="unique signed webhooks")
     parser.add_argument("--slow-ai", type=float, default=0.2, help="seconds the slow AI takes")
+    parser.add_argument("--steps", default=",".join(STEPS), help="which of " + ", ".join(STEPS))
     args = parser.parse_args(argv)
+    steps = args.steps.split(",")
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -197,50 +220,124 @@ def main(argv: list[str] | None = None) -> int:
     redis_server = RedisServer(appendonly=True, fsync="everysec").start()
     report: dict = {"machine": machine(), "date": today(), "duration_s": args.duration}
     try:
-        print("ingestion:", flush=True)
-        report["ingestion"] = {
-            t: measure(t, connections, args.duration, requests_file, redis_server) for t in TARGETS
-        }
-        print("ingestion with the inbound worker running, 16 connections:", flush=True)
-        report["with_workers"] = with_workers(args.duration, requests_file, redis_server)
-        print(
-            f"acknowledgement with a {args.slow_ai * 1000:.0f} ms AI, 16 connections:", flush=True
-        )
-        # pywa's handler sleeps inline; the gateway's workers ask a real agent over HTTP that
-        # takes as long, while the webhook is acknowledged without waiting for it.
-        agent = SlowAgent(args.slow_ai)
-        slow = {
-            "BENCH_HANDLER_DELAY": str(args.slow_ai),
-            "RESPONDER_BACKEND": "http",
-            "AGENT_WEBHOOK_URL": agent.url,
-            "RESPONDER_TIMEOUT": "5",
-        }
-        worker = start_worker(
-            gateway_env(redis_server.url, "http://127.0.0.1:9", **slow),
-            queues="context,inbound",
-            concurrency=4,
-        )
-        try:
-            report["slow_ai"] = {
-                "gateway": measure(
-                    "gateway", [16], args.duration, requests_file, redis_server, slow
-                ),
-                "pywa": measure("pywa", [16], args.duration, requests_file, redis_server, slow),
-                "agent_calls": agent.calls,
+        if "ingestion" in steps:
+            print("ingestion:", flush=True)
+            report["ingestion"] = {
+                t: measure(t, connections, args.duration, requests_file, redis_server)
+                for t in TARGETS
             }
-        finally:
-            worker.stop()
-            agent.close()
+        if "with_workers" in steps:
+            print("ingestion with the inbound worker running, 16 connections:", flush=True)
+            report["with_workers"] = with_workers(args.duration, requests_file, redis_server)
+        if "slow_ai" in steps:
+            slow_ai(args.slow_ai, args.duration, requests_file, redis_server, report)
+        if "in_process" in steps:
+            print("the receiver called in process, no server:", flush=True)
+            report["in_process"] = in_process(requests_file, redis_server)
     finally:
         redis_server.close()
         shutil.rmtree(workdir, ignore_errors=True)
     save("ingest", report)
-    ing = report["ingestion"]
-    for c in connections:
+    for c in connections if "ingestion" in steps else []:
+        ing = report["ingestion"]
         ratio = ing["gateway"][c]["rps"] / ing["pywa"][c]["rps"]
         floor = ing["gateway"][c]["rps"] / ing["floor"][c]["rps"]
         print(f"c={c}: gateway/pywa {ratio:.2f}, gateway/floor {floor:.2f}", flush=True)
+    if "with_workers" in steps:
+        both = report["with_workers"]
+        ratio = both["gateway"][16]["rps"] / both["pywa"][16]["rps"]
+        print(f"with the inbound worker, c=16: gateway/pywa {ratio:.2f}", flush=True)
     return 0
+
+
+def in_process(requests_file: str, redis_server: RedisServer, count: int = 3000) -> dict:
+    """CPU per webhook of the gateway's WSGI application called in this process, without a
+    server or a client: the least noisy measure of the receiver's own Python on a shared
+    machine. Logs go through the web's configuration (JSON, redacted) to /dev/null."""
+    import io
+    import logging.config
+    import runpy
+
+    from app.config import get_settings
+    from app.web import create_app
+
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9")
+    saved = dict(os.environ)
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        logging_config = runpy.run_path("gunicorn.conf.py")["logconfig_dict"]
+        logging.config.dictConfig(logging_config)
+        with open(os.devnull, "w") as devnull:
+            for handler in logging.getLogger().handlers:
+                handler.setStream(devnull)
+            app = create_app()
+            with open(requests_file) as lines:
+                signed = [line.rstrip("\n").split("\t", 1) for line in islice(lines, count)]
+            statuses: dict[str, int] = {}
+
+            def start_response(status: str, headers: list, exc_info=None) -> None:
+                statuses[status] = statuses.get(status, 0) + 1
+
+            environs = []
+            for signature, body in signed:
+                data = body.encode()
+                environs.append(
+                    {
+                        "REQUEST_METHOD": "POST",
+                        "PATH_INFO": "/webhooks/whatsapp",
+                        "SERVER_NAME": "127.0.0.1",
+                        "SERVER_PORT": "8000",
+                        "SERVER_PROTOCOL": "HTTP/1.1",
+                        "CONTENT_TYPE": "application/json",
+                        "CONTENT_LENGTH": str(len(data)),
+                        "HTTP_X_HUB_SIGNATURE_256": signature,
+                        "wsgi.input": io.BytesIO(data),
+                        "wsgi.url_scheme": "http",
+                    }
+                )
+            redis_server.client().flushdb()
+            started = time.process_time()
+            for environ in environs:
+                b"".join(app(environ, start_response))
+            used = time.process_time() - started
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+    result = {"cpu_us_per_webhook": round(used / len(environs) * 1e6, 1), "statuses": statuses}
+    print(f"  in process: {result['cpu_us_per_webhook']:.0f} us CPU per webhook {statuses}")
+    return result
+
+
+def slow_ai(
+    delay: float, duration: int, requests_file: str, redis_server: RedisServer, report: dict
+) -> None:
+    """The gateway and pywa at 16 connections while the reply takes ``delay`` seconds."""
+    print(f"acknowledgement with a {delay * 1000:.0f} ms AI, 16 connections:", flush=True)
+    # pywa's handler sleeps inline; the gateway's workers ask a real agent over HTTP that
+    # takes as long, while the webhook is acknowledged without waiting for it.
+    agent = SlowAgent(delay)
+    slow = {
+        "BENCH_HANDLER_DELAY": str(delay),
+        "RESPONDER_BACKEND": "http",
+        "AGENT_WEBHOOK_URL": agent.url,
+        "RESPONDER_TIMEOUT": "5",
+    }
+    worker = start_worker(
+        gateway_env(redis_server.url, "http://127.0.0.1:9", **slow),
+        queues="context,inbound",
+        concurrency=4,
+    )
+    try:
+        report["slow_ai"] = {
+            "gateway": measure("gateway", [16], duration, requests_file, redis_server, slow),
+            "pywa": measure("pywa", [16], duration, requests_file, redis_server, slow),
+            "agent_calls": agent.calls,
+        }
+    finally:
+        worker.stop()
+        agent.close()
 
 
 if __name__ == "__main__":

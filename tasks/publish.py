@@ -2,9 +2,9 @@
 
 The webhook receiver is the gateway's hottest path. ``apply_async`` costs about 1.5 ms of Python
 per task on top of the Redis round trip (kombu builds a Redis client per publish), and the
-deduplication check needs round trips of its own. Here the task message is built with Celery's
-own protocol (``app.amqp.create_task_message``) and kombu's serialisation, exactly as kombu's
-Redis transport stores it, and a Lua script marks the body seen and pushes the message together:
+deduplication check needs round trips of its own. Here the task message is Celery's own
+(``app.amqp.create_task_message``, built once per task name, its id and ids of origin filled in
+per task), serialised as kombu's Redis transport stores it, and a Lua script marks the body seen and pushes the message together:
 either both happen or neither, so a redelivery can never be dropped without its task queued,
 nor queued twice. Workers consume these messages like any other (see the envelope test).
 
@@ -29,8 +29,6 @@ from typing import Any
 
 import redis
 from celery import Celery, current_app, current_task, signals
-from kombu.serialization import dumps as kombu_dumps
-from kombu.utils.encoding import bytes_to_str, str_to_bytes
 
 from app import keys
 from app.config import get_settings
@@ -58,39 +56,36 @@ class TaskPublisher:
         self.celery_app = celery_app
         self.redis = redis_client
         self._queue_script = redis_client.register_script(_QUEUE)
+        self._templates: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
     def message(
         self, task_name: str, args: list[Any], queue: str, argsrepr: str
-    ) -> tuple[str, Any]:
-        """The JSON envelope kombu's Redis transport would push for this task, and Celery's
-        task message it was built from."""
+    ) -> tuple[str, dict[str, Any], dict[str, Any], tuple]:
+        """The JSON envelope kombu's Redis transport would push for this task, with the task
+        message's headers, properties and body it was built from."""
         task_id = str(uuid.uuid4())
         # Published from inside a task: the new task is its child, as with apply_async, so that
         # logs and Flower follow a webhook through every step it leads to.
         parent = current_task.request if current_task else None
         parent_id = parent.id if parent is not None else None
         root_id = (parent.root_id or parent_id) if parent is not None else None
-        task_message = self.celery_app.amqp.create_task_message(
-            task_id,
-            task_name,
-            args,
-            {},
-            root_id=root_id,
-            parent_id=parent_id,
-            argsrepr=argsrepr,
-            kwargsrepr="{}",
-            ignore_result=True,
-            time_limit=self.celery_app.conf.task_time_limit,
-            soft_time_limit=self.celery_app.conf.task_soft_time_limit,
-        )
-        content_type, content_encoding, body = kombu_dumps(task_message.body, serializer="json")
+        headers, properties, embed = self._template(task_name)
+        headers = {
+            **headers,
+            "id": task_id,
+            "root_id": root_id or task_id,
+            "parent_id": parent_id,
+            "argsrepr": argsrepr,
+        }
+        properties = {**properties, "correlation_id": task_id}
+        body = (args, {}, embed)
         envelope = {
-            "body": bytes_to_str(base64.b64encode(str_to_bytes(body))),
-            "content-encoding": content_encoding,
-            "content-type": content_type,
-            "headers": task_message.headers,
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
             "properties": {
-                **task_message.properties,
+                **properties,
                 "delivery_mode": 2,
                 "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
@@ -98,7 +93,30 @@ class TaskPublisher:
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
-        return json.dumps(envelope), task_message
+        return json.dumps(envelope), headers, properties, body
+
+    def _template(self, task_name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Celery's task message for ``task_name`` as its own protocol builds it, once per task
+        name and process (its ``origin`` names the process): every publish then fills in only
+        what varies. Building the whole message each time was most of a webhook's Python."""
+        template = self._templates.get(task_name)
+        if template is None:
+            message = self.celery_app.amqp.create_task_message(
+                "",
+                task_name,
+                [],
+                {},
+                kwargsrepr="{}",
+                ignore_result=True,
+                time_limit=self.celery_app.conf.task_time_limit,
+                soft_time_limit=self.celery_app.conf.task_soft_time_limit,
+            )
+            template = self._templates[task_name] = (
+                message.headers,
+                message.properties,
+                message.body[2],
+            )
+        return template
 
     def publish_once(
         self,
@@ -126,30 +144,26 @@ class TaskPublisher:
         mark: tuple[str, int] | None = None,
     ) -> bool:
         """Queue and journal the task in one step, unless ``mark`` (key, TTL) is already set."""
-        message, task_message = self.message(task_name, args, queue, argsrepr)
+        message, headers, properties, body = self.message(task_name, args, queue, argsrepr)
         script_keys = [queue, keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE]
-        script_args = [message, task_message.headers["id"], time.time()]
+        script_args = [message, headers["id"], time.time()]
         if mark is not None:
             script_keys.append(mark[0])
             script_args.append(mark[1])
         queued = bool(self._queue_script(keys=script_keys, args=script_args))
         if queued:
-            self._published(task_name, task_message, queue)
+            # The signal apply_async sends, so observers of published tasks see these too.
+            signals.after_task_publish.send(
+                sender=task_name,
+                body=body,
+                exchange="",
+                routing_key=queue,
+                headers=headers,
+                properties=properties,
+                declare=[],
+                retry_policy=None,
+            )
         return queued
-
-    @staticmethod
-    def _published(task_name: str, task_message: Any, queue: str) -> None:
-        # The signal apply_async sends, so observers of published tasks see these too.
-        signals.after_task_publish.send(
-            sender=task_name,
-            body=task_message.body,
-            exchange="",
-            routing_key=queue,
-            headers=task_message.headers,
-            properties=task_message.properties,
-            declare=[],
-            retry_policy=None,
-        )
 
 
 _publishers: dict[int, TaskPublisher] = {}

@@ -15,7 +15,7 @@ MAX_WEBHOOK_BYTES = 3 * 1024 * 1024
 """Meta's largest webhook payload is 3 MiB; anything larger is refused with 413 before it is read."""
 
 
-class _BoundedBody(LimitedStream):
+class BoundedBody(LimitedStream):
     """A chunked body read up to ``max_bytes``: one byte more is 413, where Werkzeug's stream
     stops at the limit and hands the view a body cut short (a webhook then fails its signature)."""
 
@@ -35,14 +35,14 @@ class GatewayRequest(Request):
 
     @cached_property
     def stream(self) -> Any:
-        """The body as Werkzeug gives it; a chunked one is bounded by :class:`_BoundedBody`."""
+        """The body as Werkzeug gives it; a chunked one is bounded by :class:`BoundedBody`."""
         limit = self.max_content_length
         # Only a server that ends chunked bodies itself sets wsgi.input_terminated; without it
         # Werkzeug's own (empty) stream is the safe one.
         chunked = self.content_length is None and self.environ.get("wsgi.input_terminated")
         if limit is None or not chunked:
             return super().stream
-        return _BoundedBody(self.environ["wsgi.input"], limit)
+        return BoundedBody(self.environ["wsgi.input"], limit)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -63,14 +63,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.web.errors import register_error_handlers
     from tasks.publish import TaskPublisher
 
-    app.extensions["task_publisher"] = TaskPublisher(
-        workers.app, get_redis(app.config["SETTINGS"].redis_url)
-    )
-
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(openapi.bp)
     register_error_handlers(app)
+    publisher = TaskPublisher(workers.app, get_redis(app.config["SETTINGS"].redis_url))
+    app.wsgi_app = webhooks.WebhookReceiver(app, publisher)  # type: ignore[method-assign]
     return app

@@ -202,3 +202,43 @@ def test_405_names_the_allowed_methods(client):
     assert response.status_code == 405
     assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
     assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_a_body_shorter_than_its_declared_length_is_400_and_enqueues_nothing(client, redis_client):
+    body = json.dumps(text_webhook("573001234567", "hola")).encode()
+    response = client.post(
+        URL,
+        data=body,
+        headers={SIGNATURE_HEADER: sign(body, SECRET)},
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    assert inbound_depth(redis_client) == 0
+
+
+def test_an_unexpected_failure_is_a_json_500_and_a_redis_failure_a_503(redis_client, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tasks.publish import TaskPublisher
+
+    client = create_app({"SETTINGS": get_settings()}).test_client()
+    body = json.dumps(text_webhook("573001234567", "Hola")).encode()
+
+    def broken(*args, **kwargs):
+        raise ValueError("a defect")
+
+    monkeypatch.setattr(TaskPublisher, "publish_once", broken)
+    response = post(client, body)
+    assert response.status_code == 500
+    assert response.json["error"]["code"] == "internal_server_error"
+
+    def unreachable(*args, **kwargs):
+        raise RedisConnectionError("Redis is gone")
+
+    monkeypatch.setattr(TaskPublisher, "publish_once", unreachable)
+    response = post(client, body)
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "redis_unavailable"
+    assert response.headers["Retry-After"] == "5"
