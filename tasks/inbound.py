@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from celery import shared_task
+from celery import current_task, shared_task
 
 import celeryconfig
 from app.clients import client_for
@@ -15,6 +15,7 @@ from app.config import get_settings
 from app.conversations.context import ConversationBusyError
 from app.conversations.inbound import (
     answer_turn,
+    error_of,
     handle_webhook,
     record_reply,
     record_turn,
@@ -27,10 +28,11 @@ from app.conversations.responders.factory import build_responder
 from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
 from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
 from app.ops import metrics
 from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
-from tasks.base import GatewayTask, InboundUnitTask
+from tasks.base import COMES_BACK, GatewayTask, InboundUnitTask
 from tasks.enqueue import (
     enqueue_notify_handoff,
     enqueue_record_reply,
@@ -128,7 +130,9 @@ def record_and_answer(turn: dict[str, Any]) -> None:
     A redelivered webhook task resumes from its claim: the turn is recorded by its message id, the
     reply's id derives from the turn's and is created once, and its send is idempotent, so the
     customer is answered once. A conversation that stays busy hands the turn to
-    ``context.record_turn``, whose retries back off; what this run did is found done there.
+    ``context.record_turn``, whose retries back off; what this run did is found done there. A
+    turn that fails unexpectedly is dead-lettered alone, replayable through that task, and the
+    webhook's other messages and statuses go on.
     """
     settings = get_settings()
     redis_client = get_redis(settings.redis_url)
@@ -152,6 +156,20 @@ def record_and_answer(turn: dict[str, Any]) -> None:
         )
     except ConversationBusyError:
         enqueue_record_turn(turn)
+    except COMES_BACK:
+        raise
+    except Exception as exc:  # noqa: BLE001 - this turn is kept; the webhook's other parts go on
+        # Kept as context.record_turn would keep it, and replayed through that task.
+        task_id = current_task.request.id if current_task else None
+        DeadLetterStore(redis_client).add_inbound(
+            "turn",
+            dl.INTERNAL_ERROR,
+            turn,
+            task="context.record_turn",
+            payload=turn,
+            source=task_id,
+            error=error_of(exc),
+        )
 
 
 @shared_task(base=InboundUnitTask, unit_kind="answer", name="inbound.answer_turn")

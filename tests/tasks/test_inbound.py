@@ -14,6 +14,7 @@ from app.conversations.context import ConversationBusyError, ConversationStore
 from app.conversations.inbound import answer_turn, reply_id
 from app.conversations.responders.rules import RulesResponder
 from app.conversations.responders.service import ReplyService
+from app.delivery.dead_letters import DeadLetterStore
 from app.delivery.messages import MessageStore
 from tests.stack import SECOND_NUMBER, text_webhook
 
@@ -146,3 +147,25 @@ def test_a_conversation_that_stays_busy_hands_the_turn_to_the_context_queue(
 @pytest.mark.parametrize("backend", ["http", "openai"])
 def test_a_remote_responder_answers_in_a_task_of_its_own(backend):
     assert tasks.inbound.turn_step(backend) is tasks.inbound.enqueue_record_turn
+
+
+def test_a_turn_that_fails_here_is_dead_lettered_alone_and_its_sibling_answered(
+    local_answers, monkeypatch, redis_client
+):
+    def answer_or_fail(turn, **kwargs):
+        if turn["text"] == "boom":
+            raise ValueError("a defect")
+        return answer_turn(turn, **kwargs)
+
+    monkeypatch.setattr(tasks.inbound, "answer_turn", answer_or_fail)
+    payload = to_number(text_webhook(CUSTOMER, "boom"), SECOND_NUMBER)
+    messages = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages.append({**messages[0], "id": messages[0]["id"] + "2", "text": {"body": "Hola"}})
+    tasks.inbound.process_webhook(payload)
+    (letter,) = DeadLetterStore(redis_client).list()
+    assert (letter.kind, letter.task, letter.payload["text"]) == (
+        "turn",
+        "context.record_turn",
+        "boom",
+    )
+    assert local_answers["sends"] == [(reply_id(messages[1]["id"]), "high")]
