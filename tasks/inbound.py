@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
-from celery import shared_task
+from celery import current_task, shared_task
 
 import celeryconfig
 from app.clients import client_for
 from app.config import get_settings
-from app.conversations.inbound import answer_turn, handle_webhook, reply_id
+from app.conversations.context import ConversationBusyError
+from app.conversations.inbound import (
+    answer_turn,
+    error_of,
+    handle_webhook,
+    record_reply,
+    record_turn,
+    reply_id,
+)
 from app.conversations.media import MediaFetcher
 from app.conversations.mediastore import media_store_for, sweep_expired_media
 from app.conversations.optout import OptOutPolicy
@@ -19,16 +28,26 @@ from app.conversations.responders.factory import build_responder
 from app.conversations.responders.service import ReplyService, add_response_observer
 from app.db import get_redis
 from app.delivery import dead_letters as dl
+from app.delivery.dead_letters import DeadLetterStore
 from app.ops import metrics
 from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
-from tasks.base import GatewayTask, InboundUnitTask
-from tasks.enqueue import enqueue_record_reply, enqueue_record_turn, enqueue_send_message
+from tasks.base import COMES_BACK, GatewayTask, InboundUnitTask
+from tasks.enqueue import (
+    enqueue_notify_handoff,
+    enqueue_record_reply,
+    enqueue_record_turn,
+    enqueue_send_message,
+)
 from tasks.publish import recover_lost_tasks
 
 log = logging.getLogger(__name__)
 
 _services: dict[int, ReplyService] = {}
+
+LOCAL_RESPONDERS = frozenset({"rules"})
+"""Responder backends that answer in microseconds, in this process: their turns are recorded and
+answered in the webhook's task (see :func:`record_and_answer`)."""
 
 
 def reply_service() -> ReplyService:
@@ -74,7 +93,7 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
             result = handle_webhook(
                 payload,
                 redis_client=get_redis(settings.redis_url),
-                enqueue_turn=enqueue_record_turn,
+                enqueue_turn=turn_step(settings.responder_backend),
                 mark_read=lambda phone_number_id, message_id, typing: client_for(
                     settings, phone_number_id
                 ).mark_read(message_id, typing_indicator=typing),
@@ -91,6 +110,66 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         # The ids replies to these messages will carry, so logs follow a message to its answer.
         observed.replies = [reply_id(wamid) for wamid in result.accepted]
     return result.to_dict()
+
+
+def turn_step(responder_backend: str) -> Callable[[dict[str, Any]], None]:
+    """Where a webhook's new turn goes: recorded and answered at once when the responder is
+    local, else to ``context.record_turn`` (so a slow AI answers in a task of its own, and never
+    holds the webhooks or the conversation writes behind it)."""
+    return record_and_answer if responder_backend in LOCAL_RESPONDERS else enqueue_record_turn
+
+
+def record_and_answer(turn: dict[str, Any]) -> None:
+    """Record a customer's turn, answer it and record the reply, in this run: the work of
+    ``context.record_turn``, ``inbound.answer_turn`` and ``context.record_reply`` without the
+    three tasks' publishing, reservation and bookkeeping.
+
+    The order is theirs: the turn is recorded before it is answered, and the reply after both.
+    Two turns of one customer in two webhooks race here as their ``record_turn`` tasks raced on
+    the context queue (two pool processes), and the conversation's optimistic update keeps both.
+    A redelivered webhook task resumes from its claim: the turn is recorded by its message id, the
+    reply's id derives from the turn's and is created once, and its send is idempotent, so the
+    customer is answered once. A conversation that stays busy hands the turn to
+    ``context.record_turn``, whose retries back off; what this run did is found done there. A
+    turn that fails unexpectedly is dead-lettered alone, replayable through that task, and the
+    webhook's other messages and statuses go on.
+    """
+    settings = get_settings()
+    redis_client = get_redis(settings.redis_url)
+
+    def answer(recorded: dict[str, Any]) -> None:
+        answer_turn(
+            recorded,
+            redis_client=redis_client,
+            service=reply_service(),
+            enqueue_send=enqueue_send_message,
+            enqueue_reply=lambda reply: record_reply(reply, redis_client=redis_client),
+            context_messages=settings.context_messages,
+        )
+
+    try:
+        record_turn(
+            turn,
+            redis_client=redis_client,
+            enqueue_answer=answer,
+            notify_handoff=enqueue_notify_handoff,
+        )
+    except ConversationBusyError:
+        enqueue_record_turn(turn)
+    except COMES_BACK:
+        raise
+    except Exception as exc:  # noqa: BLE001 - this turn is kept; the webhook's other parts go on
+        # Kept as context.record_turn would keep it, and replayed through that task.
+        task_id = current_task.request.id if current_task else None
+        DeadLetterStore(redis_client).add_inbound(
+            "turn",
+            dl.INTERNAL_ERROR,
+            turn,
+            task="context.record_turn",
+            payload=turn,
+            source=task_id,
+            error=error_of(exc),
+        )
 
 
 @shared_task(base=InboundUnitTask, unit_kind="answer", name="inbound.answer_turn")

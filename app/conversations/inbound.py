@@ -9,6 +9,9 @@
    record the reply and queue it on the high-priority lane.
 4. ``record_reply`` (context queue): add the business's reply to the conversation.
 
+With a local responder, steps 2 to 4 run in step 1's task, one after the other (see
+``tasks.inbound.record_and_answer``); each function below is the same either way.
+
 Each message and status of a webhook is a unit of work of its own: one that cannot be read, or
 whose processing fails unexpectedly, becomes an inbound dead letter (see
 :mod:`app.delivery.dead_letters`) and its siblings are processed all the same. Redis failures are
