@@ -23,7 +23,7 @@ from app.config import Settings
 from app.db import confirm_replicated
 from app.errors import ApiError
 from app.ops import metrics
-from app.web import BoundedBody
+from app.web.body import BoundedBody
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
 from tasks.inbound import process_webhook
 from tasks.publish import TaskPublisher
@@ -169,7 +169,7 @@ class WebhookReceiver:
 
 
 def read_body(environ: dict, max_bytes: int) -> bytes:
-    """The request's body, refused as :class:`app.web.GatewayRequest` refuses it: 413 past
+    """The request's body, refused as :class:`app.web.body.GatewayRequest` refuses it: 413 past
     ``max_bytes`` (before reading when the body declares its length), 400 when the client
     sends less than it declared. Read straight from the server's stream: Werkzeug's wrapper
     reading it in chunks was a tenth of this path's CPU."""

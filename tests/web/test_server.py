@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from app.web import MAX_WEBHOOK_BYTES
+from app.web.body import MAX_WEBHOOK_BYTES
 from app.web.messages import MAX_MESSAGE_BYTES
 from app.whatsapp.signature import SIGNATURE_HEADER, sign
 from tests.stack import (

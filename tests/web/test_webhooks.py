@@ -5,7 +5,8 @@ import json
 import pytest
 
 from app.config import get_settings
-from app.web import MAX_WEBHOOK_BYTES, create_app
+from app.web import create_app
+from app.web.body import MAX_WEBHOOK_BYTES
 from app.whatsapp.signature import SIGNATURE_HEADER, sign
 from tests.stack import TEST_CREDENTIALS, text_webhook
 
