@@ -37,6 +37,9 @@ _SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+(@)")
+# What an ASCII text must contain, lowercased, for each pattern above to match it; most log values
+# (ids, queue names) contain none, and a substring test costs a fraction of a failed search.
+_SECRET_KEYS = ("access_token", "hub.verify_token", "password", "secret", "api_key")
 
 # Never mutated in place (bind sets a new dict), so the shared empty default is safe.
 _context: ContextVar[Mapping[str, str]] = ContextVar("wa_log_context", default=MappingProxyType({}))
@@ -102,9 +105,15 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        text = _BEARER.sub(r"\1" + REDACTED, text)
-        text = _SECRET_PARAM.sub(r"\1" + REDACTED, text)
-        text = _URL_PASSWORD.sub(r"\1" + REDACTED + r"\2", text)
+        # Case-insensitive matching folds some non-ASCII letters onto ASCII ones (the long s onto
+        # "s"), so only an ASCII text may skip a pattern on its lowercase form.
+        lowered = text.lower() if text.isascii() else None
+        if lowered is None or "bearer" in lowered:
+            text = _BEARER.sub(r"\1" + REDACTED, text)
+        if lowered is None or any(key in lowered for key in _SECRET_KEYS):
+            text = _SECRET_PARAM.sub(r"\1" + REDACTED, text)
+        if "://" in text:
+            text = _URL_PASSWORD.sub(r"\1" + REDACTED + r"\2", text)
         return mask_phone_numbers(text)
 
 

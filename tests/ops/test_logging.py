@@ -132,3 +132,19 @@ def test_s3_credentials_are_redacted_from_settings_and_from_boto3s_environment()
     assert "AKIAEXAMPLEID000001" not in line
     assert "media-s3-secret-0123456789" not in line
     assert "aws-chain-secret-0123456789" not in line
+
+
+def test_secret_shapes_are_redacted_whatever_their_case_or_script():
+    """Values the process does not know are still caught by their shape; an ASCII text skips the
+    patterns it cannot match, a non-ASCII one is searched in full (the long s folds onto "s")."""
+    redact = Redactor()
+    shapes = [
+        ("PASSWORD: hunter22", "PASSWORD: [redacted]"),
+        ("Api_Key=k-998877", "Api_Key=[redacted]"),
+        ("paſsword=hunter22", "paſsword=[redacted]"),
+        ("café bEaReR abc.def", "café bEaReR [redacted]"),
+        ("amqp://guest:pw-123@broker//", "amqp://guest:[redacted]@broker//"),
+        ("queue inbound, task 5f0c2d7e-8e4a-4a52-9d1b-2c7c3a1b9e0f", None),
+    ]
+    for text, expected in shapes:
+        assert redact(text) == (expected or text)
