@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -583,6 +583,15 @@ class MessageStore:
         The message's send lock goes in the same round trip, whoever holds it: with the wamid
         recorded it has nothing left to guard, since any run that takes it next finds the wamid.
         """
+        return self.record_wamid_along(message_id, wamid, lambda pipe: None)[0]
+
+    def record_wamid_along(
+        self, message_id: str, wamid: str, along: Callable[[Any], None]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """:meth:`record_wamid`, with the commands ``along`` queues on its pipeline after its
+        own (another store's reads and writes that go with a send, so that they cost no round
+        trip of their own); the early statuses, and the results of those commands in order, an error
+        in the place of a command that failed."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.key(message_id), "wamid", wamid)
         pipe.delete(keys.SEND_LOCK.format(message_id=message_id))
@@ -590,7 +599,14 @@ class MessageStore:
         self._leave_pending(message_id, pipe)
         self.advance(message_id, SENT, pipe=pipe)
         pipe.lrange(keys.EARLY_STATUSES.format(wamid=wamid), 0, -1)
-        return [json.loads(item) for item in pipe.execute()[-1]]
+        own = len(pipe)
+        along(pipe)
+        # Errors of the commands along are theirs to handle (an error is in their place).
+        results = pipe.execute(raise_on_error=False)
+        for result in results[:own]:
+            if isinstance(result, Exception):
+                raise result
+        return [json.loads(item) for item in results[own - 1]], results[own:]
 
     def shorten_wamid_index(self, wamid: str) -> None:
         """Keep the index of a message that was read only ``WAMID_INDEX_AFTER_READ_TTL`` more:

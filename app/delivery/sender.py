@@ -165,12 +165,17 @@ def complete_send(sender: Sender, claim: Claim) -> SendResult:
         except GraphAPIError as exc:
             return handle_send_failure(sender, message_id, exc)
         # From Meta's answer to this line is the one window for a duplicate (module docstring).
-        # Recording the wamid lets go of the lock in the same round trip.
-        record_sent(sender.store, message_id, result.wamid)
+        # Recording the wamid lets go of the lock, and counts the send for the alerts, in the
+        # same round trip.
+        count = observe.sent_counter(sender.store.redis)
+        record_sent(sender.store, message_id, result.wamid, along=count)
         recorded = True
-        observe.send_succeeded(claim.payload.get("type"))
+        observe.send_succeeded(claim.payload.get("type"), windowed=count is not None)
         log.info(
-            "message %s accepted by Meta as %s (attempt %d)", message_id, result.wamid, claim.attempt
+            "message %s accepted by Meta as %s (attempt %d)",
+            message_id,
+            result.wamid,
+            claim.attempt,
         )
         return SendResult(SendOutcome.SENT)
     finally:

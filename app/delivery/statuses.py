@@ -13,13 +13,14 @@ for good.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from app.campaigns import count_status
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
 from app.events.delivery import emit
-from app.events.subscriptions import MESSAGE_STATUS
+from app.events.subscriptions import MESSAGE_STATUS, SubscriptionStore
 from app.whatsapp.webhook import Status
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,28 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     )
 
 
-def record_sent(store: MessageStore, message_id: str, wamid: str) -> int:
+def record_sent(
+    store: MessageStore,
+    message_id: str,
+    wamid: str,
+    along: Callable[[Any], None] | None = None,
+) -> int:
     """Record Meta's ``wamid`` for the message, then apply the statuses that came before it;
-    returns how many there were."""
-    early = store.record_wamid(message_id, wamid)
+    returns how many there were. ``along`` queues more commands on the recording's pipeline
+    (see :meth:`MessageStore.record_wamid_along`).
+
+    The event subscriptions are read in the same round trip as the wamid, for the ``sent``
+    event: a subscription created or deleted meanwhile is seen as it would be a moment later.
+    """
+
+    def read_along(pipe: Any) -> None:
+        SubscriptionStore.read_in(pipe)
+        if along is not None:
+            along(pipe)
+
+    early, (subscriptions, *_) = store.record_wamid_along(message_id, wamid, read_along)
     # Meta's answer is the message's "sent": its webhook, later, moves nothing and says nothing.
-    _announce(store, message_id, wamid, SENT, [])
+    _announce(store, message_id, wamid, SENT, [], subscriptions)
     return _apply_held(store, message_id, wamid, early)
 
 
@@ -116,10 +133,16 @@ def _apply(
 
 
 def _announce(
-    store: MessageStore, message_id: str, wamid: str, status: str, errors: list[dict[str, Any]]
+    store: MessageStore,
+    message_id: str,
+    wamid: str,
+    status: str,
+    errors: list[dict[str, Any]],
+    subscriptions: list[str] | Exception | None = None,
 ) -> None:
     """The ``message.status`` event of a status that moved its message (one per status: a
-    repeat of the webhook moves nothing and announces nothing)."""
+    repeat of the webhook moves nothing and announces nothing); ``subscriptions``: their read,
+    if it was made along (:meth:`SubscriptionStore.read_in`)."""
 
     def data() -> dict[str, Any]:
         record = store.get(message_id, history=False)  # its body may be gone once final
@@ -133,4 +156,10 @@ def _announce(
             "errors": errors,
         }
 
-    emit(store.redis, MESSAGE_STATUS, data, key=f"{message_id}:{status}")
+    emit(
+        store.redis,
+        MESSAGE_STATUS,
+        data,
+        key=f"{message_id}:{status}",
+        read=subscriptions,
+    )

@@ -7,7 +7,8 @@ every delivery of one occurrence (receivers deduplicate on it); ``conversation``
 conversation, so a receiver can order what retries delivered out of order), else null.
 
 Emitting never stops the pipeline it is called from: with no subscription for the type it costs
-one Redis read, and an event that cannot be queued is logged (type and class of error only) and
+one Redis read (none when the caller read the subscriptions in a round trip of its own, as a send
+recording its wamid does), and an event that cannot be queued is logged (type and class of error only) and
 dropped. The reference for receivers is docs/EVENTS.md.
 """
 
@@ -93,18 +94,24 @@ def emit(
     *,
     conversation_id: str | None = None,
     key: str | None = None,
+    read: list[str] | Exception | None = None,
 ) -> str | None:
     """Queue ``event_type`` with ``data`` for every subscription that wants it; the event's id,
     or None when nobody subscribed (or it could not be queued: logged, never raised).
 
     ``conversation_id`` (a customer key) numbers the event in its conversation; ``key`` names
     the occurrence, so that emitting it again gives the same event id. ``data`` may be a
-    function that builds it: it is then called only when someone subscribed.
+    function that builds it: it is then called only when someone subscribed. ``read`` is the
+    result of :meth:`SubscriptionStore.read_in`, when the caller read the subscriptions in a
+    round trip it made anyway; without it they are read here.
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     try:
-        subscriptions = SubscriptionStore(redis_client).matching(event_type)
+        if read is None:
+            subscriptions = SubscriptionStore(redis_client).matching(event_type)
+        else:
+            subscriptions = [s for s in SubscriptionStore.listed(read) if event_type in s.events]
         if not subscriptions:
             return None
         # Imported here: the broker is needed only once someone subscribed.

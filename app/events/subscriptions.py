@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -167,12 +168,27 @@ class SubscriptionStore:
 
     def list(self) -> list[Subscription]:
         """Every subscription, oldest first."""
-        entries = [json.loads(raw) for raw in self.redis.hvals(keys.EVENT_SUBSCRIPTIONS)]
-        return sorted((_subscription(e) for e in entries), key=lambda s: (s.created_at, s.id))
+        return self.listed(self.redis.hvals(keys.EVENT_SUBSCRIPTIONS))
 
     def matching(self, event_type: str) -> list[Subscription]:
         """The subscriptions that want ``event_type``: one round trip, empty when there are none."""
         return [s for s in self.list() if event_type in s.events]
+
+    @staticmethod
+    def read_in(pipe: Any) -> None:
+        """Queue the read of every subscription on ``pipe``, a pipeline about to run anyway: its
+        result, given to :meth:`listed`, is what :meth:`list` would have read, without a round
+        trip of its own."""
+        pipe.hvals(keys.EVENT_SUBSCRIPTIONS)
+
+    @staticmethod
+    def listed(raw_entries: Iterable[str] | Exception) -> list[Subscription]:
+        """The subscriptions of a read queued by :meth:`read_in`, oldest first; raises the
+        read's error if it failed."""
+        if isinstance(raw_entries, Exception):
+            raise raw_entries
+        entries = [json.loads(raw) for raw in raw_entries]
+        return sorted((_subscription(e) for e in entries), key=lambda s: (s.created_at, s.id))
 
     def delete(self, subscription_id: str) -> bool:
         """Forget a subscription; events already queued for it are dropped when they run."""

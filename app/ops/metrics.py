@@ -224,11 +224,19 @@ def _add(amounts: dict[str, float]) -> None:
         shared.add(amounts)
 
 
-def record_sent(message_type: str | None, status: str) -> None:
-    """One outbound message's sending ended with ``status`` (sent, failed, dead_lettered)."""
+def window_on(redis_client: Any) -> w.EventWindow | None:
+    """The alert window this process adds to, if it is kept on ``redis_client`` (the very
+    client): then a count can ride a pipeline of that client (:meth:`EventWindow.add_in`)."""
+    shared = _shared_window()
+    return shared if shared is not None and shared.redis is redis_client else None
+
+
+def record_sent(message_type: str | None, status: str, *, windowed: bool = False) -> None:
+    """One outbound message's sending ended with ``status`` (sent, failed, dead_lettered);
+    ``windowed`` if the caller already added a ``sent`` to the alert window (:func:`window_on`)."""
     status = bounded(status, SEND_STATUSES)
     MESSAGES_SENT.labels(type=bounded(message_type, MESSAGE_TYPES), status=status).inc()
-    if status == "sent":
+    if status == "sent" and not windowed:
         _add({w.SENT: 1})
 
 

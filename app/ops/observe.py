@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from app.ops import metrics
+from app.ops import window as w
 from app.ops.logging import log_context
 from app.whatsapp import errors
 from app.whatsapp.webhook import WebhookFormatError, parse_webhook
@@ -78,9 +79,20 @@ def message_type(redis_client: Any, message_key: str) -> str | None:
         return None
 
 
-def send_succeeded(message_type: str | None) -> None:
-    """Meta accepted an outbound message of ``message_type`` (``text``, ``template``...)."""
-    metrics.record_sent(message_type, "sent")
+def sent_counter(redis_client: Any) -> Callable[[Any], None] | None:
+    """What queues the alert window's count of one accepted send on a pipeline of
+    ``redis_client``, when the window is kept there; None when it is not, and
+    :func:`send_succeeded` adds it itself."""
+    window = metrics.window_on(redis_client)
+    if window is None:
+        return None
+    return lambda pipe: window.add_in(pipe, {w.SENT: 1})
+
+
+def send_succeeded(message_type: str | None, *, windowed: bool = False) -> None:
+    """Meta accepted an outbound message of ``message_type`` (``text``, ``template``...);
+    ``windowed`` if its :func:`sent_counter` ran."""
+    metrics.record_sent(message_type, "sent", windowed=windowed)
 
 
 def send_failed(store: Any, message_id: str, exc: errors.GraphAPIError, *, gave_up: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
@@ -45,16 +46,21 @@ class EventWindow:
 
     def add(self, amounts: dict[str, float], now: float | None = None) -> None:
         """Add ``amounts`` to the current bucket. Never raises: metrics must not fail the work."""
-        bucket = int((time.time() if now is None else now) // self.bucket_seconds)
-        key = self._key(bucket)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for name, amount in amounts.items():
-                pipe.hincrbyfloat(key, name, amount)
-            pipe.expire(key, keys.OPS_WINDOW_TTL)
+            self.add_in(pipe, amounts, now)
             pipe.execute()
         except (RedisError, OSError) as exc:
             log.debug("window not updated: %s", type(exc).__name__)
+
+    def add_in(self, pipe: Any, amounts: dict[str, float], now: float | None = None) -> None:
+        """Queue :meth:`add` on ``pipe``, a pipeline of this window's Redis that runs anyway, so
+        that counting costs no round trip of its own. Whoever runs it ignores its results."""
+        bucket = int((time.time() if now is None else now) // self.bucket_seconds)
+        key = self._key(bucket)
+        for name, amount in amounts.items():
+            pipe.hincrbyfloat(key, name, amount)
+        pipe.expire(key, keys.OPS_WINDOW_TTL)
 
     def totals(self, seconds: float, now: float | None = None) -> dict[str, float]:
         """Sum of every field over the buckets that cover the last ``seconds``: at least that long,

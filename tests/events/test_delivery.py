@@ -101,5 +101,45 @@ def test_a_dead_letter_is_announced_but_an_event_dead_letter_is_not(redis_client
     store.add_event(subscription.id, event, dl.RETRIES_EXHAUSTED, {"code": 500}, attempts=8)
 
     ((name, (to, announced), _),) = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
-    assert (name, to, announced["type"]) == ("events.deliver_event", subscription.id, DEAD_LETTER_CREATED)
+    assert (name, to, announced["type"]) == (
+        "events.deliver_event",
+        subscription.id,
+        DEAD_LETTER_CREATED,
+    )
     assert announced["data"]["id"] == letter.id and announced["data"]["reason"] == dl.MALFORMED
+
+
+def test_a_recorded_send_is_announced_to_its_subscribers_from_the_same_round_trip(redis_client):
+    from app.delivery.messages import MessageStore
+    from app.delivery.statuses import record_sent
+
+    wanted, _ = SubscriptionStore(redis_client, load_cipher(generate_key())).create(
+        "https://a.example.com/", [MESSAGE_STATUS]
+    )
+    SubscriptionStore(redis_client, load_cipher(generate_key())).create(
+        "https://b.example.com/", [MESSAGE_RECEIVED]
+    )
+    store = MessageStore(redis_client)
+    store.create("m1", {"to": "573001234567", "type": "text", "text": {"body": "hi"}}, "normal")
+
+    record_sent(store, "m1", "wamid.1")
+
+    ((name, (to, event), _),) = queued_tasks(redis_client, celeryconfig.QUEUE_EVENTS)
+    assert (name, to, event["type"]) == ("events.deliver_event", wanted.id, MESSAGE_STATUS)
+    assert event["data"]["status"] == "sent" and event["data"]["message_id"] == "m1"
+
+
+def test_a_broken_subscription_read_never_fails_the_send_it_rides_with(redis_client, caplog):
+    from app import keys
+    from app.delivery.messages import SENT, MessageStore
+    from app.delivery.statuses import record_sent
+
+    redis_client.set(keys.EVENT_SUBSCRIPTIONS, "not a hash")  # HVALS answers an error
+    store = MessageStore(redis_client)
+    store.create("m1", {"to": "573001234567", "type": "text", "text": {"body": "hi"}}, "normal")
+
+    with caplog.at_level(logging.ERROR):
+        record_sent(store, "m1", "wamid.1")
+
+    assert store.get("m1").status == SENT and store.id_for_wamid("wamid.1") == "m1"
+    assert "event message.status not queued: ResponseError" in caplog.text
