@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -137,6 +137,19 @@ class CustomerBook:
         if kind is None:
             return customer_id
         return self.redis.get(self.id_key(phone_number_id, kind, customer_id)) or customer_id
+
+    def keys_for(self, ids: Sequence[tuple[str, str]]) -> list[str]:
+        """:meth:`key_for` of each (sending number, customer id), in one round trip."""
+        known = [
+            (i, self.id_key(number, kind, customer_id))
+            for i, (number, customer_id) in enumerate(ids)
+            if (kind := kind_of(customer_id)) is not None
+        ]
+        found = self.redis.mget([key for _, key in known]) if known else []
+        out = [customer_id for _, customer_id in ids]
+        for (i, _), key in zip(known, found, strict=True):
+            out[i] = key or out[i]
+        return out
 
     def get(self, phone_number_id: str, customer: str) -> Customer | None:
         """What the book knows about the customer keyed ``customer``, or None."""

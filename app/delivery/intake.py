@@ -146,6 +146,27 @@ class Accepted:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class Addressed:
+    """A message validated (:func:`address`), before its customer's checks (:func:`place`)."""
+
+    message: dict[str, Any]
+    priority: str
+    sender: str
+    """The sending number."""
+    address: str
+    """The field that names the customer: ``to`` or ``recipient``."""
+
+    @property
+    def customer_id(self) -> str:
+        return self.message.get(self.address, "")
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the customer has a key in the contact book (a group has none)."""
+        return self.message.get("recipient_type") != "group"
+
+
 def prepare(
     body: Any,
     *,
@@ -168,6 +189,66 @@ def prepare(
     Raises :class:`Refused` with ``invalid_message`` (naming the field), ``template_invalid``,
     ``opted_out`` or ``window_closed``.
     """
+    addressed = address(body, phone_number_id=phone_number_id, is_registered=is_registered)
+    known = None
+    if customers is not None and addressed.keyed:
+        known = customers.key_for(addressed.sender, addressed.customer_id)
+    return place(
+        addressed, known, windows=windows, fallback=fallback, templates=templates, opt_outs=opt_outs
+    )
+
+
+def prepare_many(
+    bodies: Sequence[Any],
+    *,
+    phone_number_id: str,
+    windows: CustomerWindows,
+    fallback: FallbackTemplate | None,
+    is_registered: Callable[[str], bool] | None = None,
+    customers: CustomerBook | None = None,
+    templates: TemplateStore | RequestTemplates | None = None,
+    opt_outs: OptOutBook | None = None,
+) -> list[Submission | Refused]:
+    """:func:`prepare` for each of ``bodies``, its submission or its refusal, in order; the
+    customers' keys are read in one round trip for them all, rather than one each."""
+    addressed: list[Addressed | Refused] = []
+    for body in bodies:
+        try:
+            addressed.append(
+                address(body, phone_number_id=phone_number_id, is_registered=is_registered)
+            )
+        except Refused as refused:
+            addressed.append(refused)
+    keyed = [i for i, a in enumerate(addressed) if isinstance(a, Addressed) and a.keyed]
+    known: dict[int, str] = {}
+    if customers is not None and keyed:
+        found = customers.keys_for([(addressed[i].sender, addressed[i].customer_id) for i in keyed])
+        known = dict(zip(keyed, found, strict=True))
+    out: list[Submission | Refused] = []
+    for i, a in enumerate(addressed):
+        if isinstance(a, Refused):
+            out.append(a)
+            continue
+        try:
+            out.append(
+                place(
+                    a,
+                    known.get(i),
+                    windows=windows,
+                    fallback=fallback,
+                    templates=templates,
+                    opt_outs=opt_outs,
+                )
+            )
+        except Refused as refused:
+            out.append(refused)
+    return out
+
+
+def address(
+    body: Any, *, phone_number_id: str, is_registered: Callable[[str], bool] | None = None
+) -> Addressed:
+    """The first half of :func:`prepare`: the body checked, its sending number and customer."""
     if not isinstance(body, dict):
         raise Refused("invalid_message", "body", "must be a JSON object")
     priority = body.get("priority", DEFAULT_PRIORITY)
@@ -192,12 +273,28 @@ def prepare(
         message = validate_message(message)
     except MessageValidationError as exc:
         raise Refused("invalid_message", exc.field, exc.message) from None
+    return Addressed(message, priority, sender, "to" if message.get("to") else "recipient")
+
+
+def place(
+    addressed: Addressed,
+    known: str | None,
+    *,
+    windows: CustomerWindows,
+    fallback: FallbackTemplate | None,
+    templates: TemplateStore | RequestTemplates | None = None,
+    opt_outs: OptOutBook | None = None,
+) -> Submission:
+    """The second half of :func:`prepare`, given the customer's key (``known``, None when not
+    looked up): the template, opt-out and 24-hour window checks."""
+    message, priority, sender, address_ = (
+        addressed.message,
+        addressed.priority,
+        addressed.sender,
+        addressed.address,
+    )
     # The window is per (business number, customer): the one this message is sent from.
-    address = "to" if message.get("to") else "recipient"
-    customer = message.get(address, "")
-    known = None
-    if customers is not None and message.get("recipient_type") != "group":
-        customer = known = customers.key_for(sender, customer)
+    customer = known if known is not None else addressed.customer_id
     if message.get("type") == "template" and templates is not None:
         try:
             kept = check_send(templates, message["template"])
@@ -209,13 +306,13 @@ def prepare(
             and opt_outs is not None
             and opt_outs.is_opted_out(sender, customer)
         ):
-            raise Refused("opted_out", address, "the customer opted out of marketing messages")
+            raise Refused("opted_out", address_, "the customer opted out of marketing messages")
     if not is_free_form(message) or windows.is_open(sender, customer):
         return Submission(message, priority, phone_number_id=sender, customer=known)
     if fallback is None:
         raise Refused(
             "window_closed",
-            address,
+            address_,
             "the customer has not written in 24 hours: only a template message can be sent",
         )
     note = {"template_fallback": fallback.name, "replaced_type": message.get("type")}

@@ -101,12 +101,15 @@ def _refusal(refused: intake.Refused) -> ApiError:
     return ApiError(422, refused.code, refused.message, field=refused.field)
 
 
-def _prepare(body: Any, templates: intake.RequestTemplates) -> intake.Submission:
-    """The validated submission for one message object; raises :class:`intake.Refused`, or
-    :class:`ApiError` 403 if the request's key may not send from the message's number."""
+def _prepare_many(
+    bodies: list[Any], templates: intake.RequestTemplates
+) -> list[intake.Submission | intake.Refused]:
+    """The validated submission, or the refusal, of each message object (the customers' keys
+    read in one round trip for them all); raises :class:`ApiError` 403 if the request's key may
+    not send from the number of a message that was not refused."""
     redis_client = _redis()
-    submission = intake.prepare(
-        body,
+    prepared = intake.prepare_many(
+        bodies,
         phone_number_id=_settings().phone_number_id,
         windows=CustomerWindows(redis_client),
         fallback=fallback_template(),
@@ -115,8 +118,10 @@ def _prepare(body: Any, templates: intake.RequestTemplates) -> intake.Submission
         templates=templates,
         opt_outs=OptOutBook(redis_client),
     )
-    require_number(submission.phone_number_id or _settings().phone_number_id)
-    return submission
+    for submission in prepared:
+        if isinstance(submission, intake.Submission):
+            require_number(submission.phone_number_id or _settings().phone_number_id)
+    return prepared
 
 
 def _accept(submissions: list[intake.Submission], key: str | None, body: Any):
@@ -183,10 +188,9 @@ def create_message():
     """Accept one message: 202 with its id once durably enqueued."""
     key = _idempotency_key()
     body = json_body(MAX_MESSAGE_BYTES)
-    try:
-        submission = _prepare(body, intake.RequestTemplates(TemplateStore(_redis())))
-    except intake.Refused as refused:
-        raise _refusal(refused) from None
+    (submission,) = _prepare_many([body], intake.RequestTemplates(TemplateStore(_redis())))
+    if isinstance(submission, intake.Refused):
+        raise _refusal(submission)
     ids, statuses, replayed = _accept([submission], key, body)
     return _accepted({"id": ids[0], "status": statuses[0]}, replayed)
 
@@ -209,11 +213,11 @@ def create_batch():
         )
     submissions, errors = [], []
     templates = intake.RequestTemplates(TemplateStore(_redis()))
-    for index, message in enumerate(messages):
-        try:
-            submissions.append(_prepare(message, templates))
-        except intake.Refused as refused:
-            errors.append({"index": index, **refused.to_dict()})
+    for index, prepared in enumerate(_prepare_many(messages, templates)):
+        if isinstance(prepared, intake.Refused):
+            errors.append({"index": index, **prepared.to_dict()})
+        else:
+            submissions.append(prepared)
     if errors:
         raise ApiError(
             422,

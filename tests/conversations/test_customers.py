@@ -125,3 +125,11 @@ def test_kinds_of_ids():
 def test_ids_with_anything_around_them_are_no_kind_of_id():
     for value in [PHONE + "\n", "\n" + PHONE, PHONE + "/..", "²²²²²²", "١٢٣٤٥٦", USER_ID + "\n"]:
         assert kind_of(value) is None, repr(value)
+
+
+def test_many_ids_find_their_keys_in_one_read_as_one_by_one(book):
+    book.learn(NUMBER, Identity(PHONE, USER_ID))
+    asked = [(NUMBER, PHONE), (NUMBER, "573009999999"), ("999", PHONE), (NUMBER, "not an id")]
+    assert book.keys_for(asked) == [book.key_for(n, c) for n, c in asked]
+    assert book.keys_for(asked) == [USER_ID, "573009999999", PHONE, "not an id"]
+    assert book.keys_for([]) == []

@@ -280,6 +280,26 @@ def test_batch_over_1000_is_refused(client):
     assert "1000" in response.json["error"]["message"]
 
 
+def test_batch_reads_its_customers_keys_at_once_and_keeps_each_on_its_record(
+    client, redis_client, monkeypatch
+):
+    from app.conversations.customers import CustomerBook, Identity
+
+    user_id = "CO.11223344556677889900"
+    CustomerBook(redis_client).learn(NUMBER, Identity(wa_id=CUSTOMER, user_id=user_id))
+
+    def one_by_one(*args):
+        raise AssertionError("a round trip per message")
+
+    monkeypatch.setattr(CustomerBook, "key_for", one_by_one)
+    messages = [TEMPLATE, {**TEMPLATE, "to": "573001234568"}]
+    response = post(client, {"messages": messages}, path="/v1/messages/batch")
+    assert response.status_code == 202
+    store = MessageStore(redis_client)
+    customers = [store.get(m["id"]).customer for m in response.json["messages"]]
+    assert customers == [user_id, "573001234568"]
+
+
 def test_batch_is_idempotent_as_a_whole(client, redis_client):
     body = {"messages": [TEMPLATE, {**TEMPLATE, "to": "573001234568"}]}
     headers = {"Idempotency-Key": "campaign-42"}
