@@ -149,6 +149,8 @@ def gateway(
     wait_for(lambda: sim.count() >= len(recipients_), timeout=len(recipients_) / 20, interval=0.5)
     cpu = meter.per_item_ms(len(recipients_))
     commands = redis_commands(redis_client, len(recipients_))
+    # Each read of a client's socket is one round trip (a pipeline's commands arrive together).
+    reads = redis_client.info("stats")["total_reads_processed"] / len(recipients_)
     received = sim.received()
     last = max(m["at"] for m in received)
     elapsed = last - started_wall
@@ -165,6 +167,7 @@ def gateway(
         "duplicated": sum(counts[to] - 1 for to in wanted if counts[to] > 1),
         "cpu_ms_per_msg": cpu,
         "redis_commands_per_msg": commands,
+        "redis_reads_per_msg": round(reads, 2),
     }
 
 
