@@ -1,7 +1,8 @@
 """Accepting messages from the business: validate, apply the 24-hour window, record, enqueue.
 
-The API's views call :func:`prepare` for each message and :func:`accept` for the lot; a message
-is only reported accepted once its record exists and the broker holds its send task.
+The API's views call :func:`prepare_many` for their messages (one round trip for all their
+customers' keys) and :func:`accept` for the lot; a message is only reported accepted once its
+record exists and the broker holds its send task.
 """
 
 from __future__ import annotations
@@ -287,12 +288,8 @@ def place(
 ) -> Submission:
     """The second half of :func:`prepare`, given the customer's key (``known``, None when not
     looked up): the template, opt-out and 24-hour window checks."""
-    message, priority, sender, address_ = (
-        addressed.message,
-        addressed.priority,
-        addressed.sender,
-        addressed.address,
-    )
+    message, priority, sender = addressed.message, addressed.priority, addressed.sender
+    address_ = addressed.address
     # The window is per (business number, customer): the one this message is sent from.
     customer = known if known is not None else addressed.customer_id
     if message.get("type") == "template" and templates is not None:
