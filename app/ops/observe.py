@@ -50,7 +50,8 @@ def observe_webhook(payload: dict[str, Any]) -> Iterator[WebhookObservation]:
     kind = messages[0][1] if messages else "status"
     observation = WebhookObservation(messages=messages, kind=kind)
     started = time.perf_counter()
-    with log_context(wamid=",".join(m[0] for m in messages) or None):
+    # The task's window figures and activity go to Redis together, when it ends.
+    with metrics.batched(), log_context(wamid=",".join(m[0] for m in messages) or None):
         try:
             yield observation
         finally:

@@ -45,16 +45,22 @@ class EventWindow:
 
     def add(self, amounts: dict[str, float], now: float | None = None) -> None:
         """Add ``amounts`` to the current bucket. Never raises: metrics must not fail the work."""
-        bucket = int((time.time() if now is None else now) // self.bucket_seconds)
-        key = self._key(bucket)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for name, amount in amounts.items():
-                pipe.hincrbyfloat(key, name, amount)
-            pipe.expire(key, keys.OPS_WINDOW_TTL)
+            self.queue_add(pipe, amounts, now)
             pipe.execute()
         except (RedisError, OSError) as exc:
             log.debug("window not updated: %s", type(exc).__name__)
+
+    def queue_add(
+        self, pipe: redis.client.Pipeline, amounts: dict[str, float], now: float | None = None
+    ) -> None:
+        """:meth:`add`, its commands added to ``pipe`` (run, and its errors caught, by the caller)."""
+        bucket = int((time.time() if now is None else now) // self.bucket_seconds)
+        key = self._key(bucket)
+        for name, amount in amounts.items():
+            pipe.hincrbyfloat(key, name, amount)
+        pipe.expire(key, keys.OPS_WINDOW_TTL)
 
     def totals(self, seconds: float, now: float | None = None) -> dict[str, float]:
         """Sum of every field over the buckets that cover the last ``seconds``: at least that long,
