@@ -210,12 +210,20 @@ class ConversationStore:
 
     def get(self, phone_number_id: str, wa_id: str) -> Conversation | None:
         """The conversation, or None when there is none (or it expired)."""
-        raw = self.redis.get(self.key(phone_number_id, wa_id))
-        return Conversation.from_dict(json.loads(raw)) if raw else None
+        return self.decode(self.redis.get(self.key(phone_number_id, wa_id)))
 
     def profile(self, phone_number_id: str, wa_id: str) -> Profile | None:
         """The customer's profile, or None for a customer never seen."""
-        raw = self.redis.get(self.profile_key(phone_number_id, wa_id))
+        return self.decode_profile(self.redis.get(self.profile_key(phone_number_id, wa_id)))
+
+    @staticmethod
+    def decode(raw: str | None) -> Conversation | None:
+        """The conversation its key holds (``raw``, read by the caller), or None."""
+        return Conversation.from_dict(json.loads(raw)) if raw else None
+
+    @staticmethod
+    def decode_profile(raw: str | None) -> Profile | None:
+        """The profile its key holds (``raw``, read by the caller), or None."""
         return Profile.from_dict(json.loads(raw)) if raw else None
 
     def expires_at(self, phone_number_id: str, wa_id: str) -> float | None:
