@@ -72,6 +72,8 @@ class RoundTrips:
             if name == "EVALSHA":
                 sha = args[1].decode()
                 name += " " + self.scripts.get(sha, sha[:8]) + " " + args[3].decode()[:40]
+            elif name == "EVAL":
+                name += " (script) " + args[3].decode(errors="replace")[:40]
             elif len(args) > 1:
                 name += " " + args[1].decode(errors="replace")[:60]
             names.append(name)
