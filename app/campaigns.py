@@ -611,6 +611,14 @@ def count_status(
 ) -> bool:
     """Count a status webhook of a message in its campaign, if it belongs to one."""
     owner = redis_client.get(keys.CAMPAIGN_OF_MESSAGE.format(message_id=message_id))
+    return count_campaign_status(redis_client, owner, status, pricing_category)
+
+
+def count_campaign_status(
+    redis_client: redis.Redis, owner: str | None, status: str, pricing_category: str | None
+) -> bool:
+    """:func:`count_status` for a message whose campaign entry (``keys.CAMPAIGN_OF_MESSAGE``:
+    ``owner``, None when it has none) the caller has read already."""
     if not owner:
         return False
     campaign_id, _, position = owner.rpartition(":")

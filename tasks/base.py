@@ -36,6 +36,7 @@ from app.config import get_settings
 from app.db import confirm_replicated, get_redis
 from app.delivery.retry import RetryPolicy
 from app.errors import ReplicationTimeout
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ class GatewayTask(Task):
             self._finish(redis_client, key, task_id, done=True)
             return result
         done = False
+        figures = None
         try:
-            result = self.run(*args, **kwargs)
+            with metrics.held() as figures:
+                result = self.run(*args, **kwargs)
             done = True
             return result
         except COMES_BACK:
@@ -128,12 +131,25 @@ class GatewayTask(Task):
             done = True
             raise
         finally:
-            self._finish(redis_client, key, task_id, done)
+            self._finish(redis_client, key, task_id, done, figures)
 
     @staticmethod
-    def _finish(redis_client: Any, key: str, task_id: str, done: bool) -> None:
+    def _finish(
+        redis_client: Any,
+        key: str,
+        task_id: str,
+        done: bool,
+        figures: metrics.HeldFigures | None = None,
+    ) -> None:
         journal = (keys.TASK_JOURNAL, keys.TASK_JOURNAL_DUE)
-        redis_client.eval(_FINISH_RUN, 3, key, *journal, task_id, "1" if done else "0")
+        # The run's metrics go in the same round trip; their failure never fails the task.
+        pipe = redis_client.pipeline(transaction=False)
+        if figures is not None and not figures.queue(redis_client, pipe):
+            figures.flush()
+        pipe.eval(_FINISH_RUN, 3, key, *journal, task_id, "1" if done else "0")
+        finished = pipe.execute(raise_on_error=False)[-1]
+        if isinstance(finished, Exception):
+            raise finished
         # With REDIS_MIN_REPLICAS, the run's writes (a send's wamid, a reply's claim) reach a
         # replica before the broker hears the acknowledgement: a failover cannot then forget
         # that a message went and send it again.

@@ -1,9 +1,10 @@
 """The conversation's memory in Redis: exchanges, a historical summary, and the customer profile.
 
 One JSON document per sending number and customer (never pickle), renewed for a day on every
-write. Updates are optimistic transactions (WATCH/MULTI) over the conversation and the profile, so
-two messages from the same customer recorded at once by two workers both land: the loser of a race
-re-reads and applies its change again.
+write. Updates are optimistic over the conversation and the profile (written only if neither
+changed since it was read, compared in one script), so two messages from the same
+customer recorded at once by two workers both land: the loser of a race re-reads and applies its
+change again.
 """
 
 from __future__ import annotations
@@ -194,11 +195,25 @@ Update = Callable[[Conversation, Profile], bool]
 """Changes a conversation and profile in place; returns False to write nothing."""
 
 
+# KEYS[1] the conversation, KEYS[2] the profile. ARGV: [1] the conversation as it was read (''
+# when there was none), [2] the profile likewise, [3] the new conversation, [4] its TTL, [5] the
+# new profile, [6] its TTL. Writes both if neither changed since it was read; 1 if written, 0 if
+# another writer came first.
+_WRITE_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] or (redis.call('GET', KEYS[2]) or '') ~= ARGV[2]
+then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
+return 1
+"""
+
+
 class ConversationStore:
     """Conversations and profiles, per sending number and customer."""
 
     def __init__(self, redis_client: redis.Redis):
         self.redis = redis_client
+        self._write_if_unchanged = redis_client.register_script(_WRITE_IF_UNCHANGED)
 
     @staticmethod
     def key(phone_number_id: str, wa_id: str) -> str:
@@ -210,12 +225,20 @@ class ConversationStore:
 
     def get(self, phone_number_id: str, wa_id: str) -> Conversation | None:
         """The conversation, or None when there is none (or it expired)."""
-        raw = self.redis.get(self.key(phone_number_id, wa_id))
-        return Conversation.from_dict(json.loads(raw)) if raw else None
+        return self.decode(self.redis.get(self.key(phone_number_id, wa_id)))
 
     def profile(self, phone_number_id: str, wa_id: str) -> Profile | None:
         """The customer's profile, or None for a customer never seen."""
-        raw = self.redis.get(self.profile_key(phone_number_id, wa_id))
+        return self.decode_profile(self.redis.get(self.profile_key(phone_number_id, wa_id)))
+
+    @staticmethod
+    def decode(raw: str | None) -> Conversation | None:
+        """The conversation its key holds (``raw``, read by the caller), or None."""
+        return Conversation.from_dict(json.loads(raw)) if raw else None
+
+    @staticmethod
+    def decode_profile(raw: str | None) -> Profile | None:
+        """The profile its key holds (``raw``, read by the caller), or None."""
         return Profile.from_dict(json.loads(raw)) if raw else None
 
     def expires_at(self, phone_number_id: str, wa_id: str) -> float | None:
@@ -238,34 +261,38 @@ class ConversationStore:
         return self.update(phone_number_id, wa_id, apply)
 
     def update(self, phone_number_id: str, wa_id: str, change: Update) -> bool:
-        """Apply ``change`` atomically to the conversation and profile: read both under WATCH,
-        change them in Python, write both in MULTI; start again if either moved meanwhile."""
+        """Apply ``change`` atomically to the conversation and profile: read both, change them in
+        Python, write both only if neither moved meanwhile (one script compares what it finds
+        with what was read); start again if either did. Two round trips, where WATCH, read and
+        MULTI took three."""
         key = self.key(phone_number_id, wa_id)
         profile_key = self.profile_key(phone_number_id, wa_id)
         for attempt in range(MAX_TRANSACTION_ATTEMPTS):
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(key, profile_key)
-                    raw, raw_profile = pipe.mget(key, profile_key)
-                    conversation = (
-                        Conversation.from_dict(json.loads(raw))
-                        if raw
-                        else Conversation(phone_number_id, wa_id)
-                    )
-                    profile = (
-                        Profile.from_dict(json.loads(raw_profile)) if raw_profile else Profile()
-                    )
-                    if not change(conversation, profile):
-                        return False
-                    conversation.updated_at = time.time()
-                    pipe.multi()
-                    pipe.set(key, _json(conversation.to_dict()), ex=keys.CONVERSATION_TTL)
-                    pipe.set(profile_key, _json(asdict(profile)), ex=keys.PROFILE_TTL)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    # Another worker wrote first: back off a little, at random, and redo.
-                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            raw, raw_profile = self.redis.mget(key, profile_key)
+            conversation = (
+                Conversation.from_dict(json.loads(raw))
+                if raw
+                else Conversation(phone_number_id, wa_id)
+            )
+            profile = Profile.from_dict(json.loads(raw_profile)) if raw_profile else Profile()
+            if not change(conversation, profile):
+                return False
+            conversation.updated_at = time.time()
+            written = self._write_if_unchanged(
+                keys=[key, profile_key],
+                args=[
+                    raw or "",
+                    raw_profile or "",
+                    _json(conversation.to_dict()),
+                    keys.CONVERSATION_TTL,
+                    _json(asdict(profile)),
+                    keys.PROFILE_TTL,
+                ],
+            )
+            if written:
+                return True
+            # Another worker wrote first: back off a little, at random, and redo.
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         # No customer id in the message: Celery shows it in logs and Flower.
         raise ConversationBusyError("the conversation kept changing; try again")
 

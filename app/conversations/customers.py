@@ -41,8 +41,10 @@ USERNAME = "username"
 # KEYS: first the id keys that may name the customer, strongest first (ARGV[3] of them), then
 # the id keys only written (ARGV[4] in all, those first ones included), then the data keys of a
 # phone from before the book. ARGV: [1] TTL, [2] the key of a new customer, [3] ids read,
-# [4] ids written, [5] that phone, or '' if none.
-# Returns the customer key; every id given then points to it.
+# [4] ids written, [5] that phone, or '' if none, [6] the prefix of the customer's record key
+# (the record's own key follows from the customer key this finds), [7...] the record's fields
+# and values. Returns the customer key; every id given then points to it, and its record holds
+# the fields given.
 _LEARN = """
 local read, written = tonumber(ARGV[3]), tonumber(ARGV[4])
 local key = false
@@ -58,6 +60,9 @@ if not key then
   end
 end
 for i = 1, written do redis.call('SET', KEYS[i], key, 'EX', ARGV[1]) end
+local record = ARGV[6] .. key
+redis.call('HSET', record, unpack(ARGV, 7))
+redis.call('EXPIRE', record, ARGV[1])
 return key
 """
 
@@ -180,12 +185,28 @@ class CustomerBook:
         written = named + [(USERNAME, identity.username)] * bool(identity.username)
         legacy_phone = before.wa_id or identity.wa_id
         legacy = self._legacy_keys(phone_number_id, legacy_phone) if legacy_phone else []
-        key = self._learn(
+        fields = {
+            "wa_id": identity.wa_id,
+            "user_id": identity.user_id,
+            "parent_user_id": identity.parent_user_id,
+            "username": identity.username,
+        }
+        record = [item for pair in fields.items() if pair[1] for item in pair]
+        # The record is written by the same step: one round trip for a sighting, not two.
+        return self._learn(
             keys=[self.id_key(phone_number_id, k, v) for k, v in written] + legacy,
-            args=[keys.CUSTOMER_TTL, fresh, len(named), len(written), legacy_phone or ""],
+            args=[
+                keys.CUSTOMER_TTL,
+                fresh,
+                len(named),
+                len(written),
+                legacy_phone or "",
+                self.record_key(phone_number_id, ""),
+                *record,
+                "seen_at",
+                time.time(),
+            ],
         )
-        self._describe(phone_number_id, key, identity)
-        return key
 
     def learn_event(self, event: WebhookEvent) -> dict[str, str]:
         """Learn every id one webhook delivery carries (identity changes first, then the senders
@@ -236,21 +257,6 @@ class CustomerBook:
             template.format(**ids)
             for template in (keys.PROFILE, keys.CONVERSATION, keys.HANDOFF, keys.CUSTOMER_WINDOW)
         ]
-
-    def _describe(self, phone_number_id: str, customer: str, identity: Identity) -> None:
-        fields = {
-            "wa_id": identity.wa_id,
-            "user_id": identity.user_id,
-            "parent_user_id": identity.parent_user_id,
-            "username": identity.username,
-        }
-        record = {k: v for k, v in fields.items() if v}
-        record["seen_at"] = time.time()
-        key = self.record_key(phone_number_id, customer)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=record)
-        pipe.expire(key, keys.CUSTOMER_TTL)
-        pipe.execute()
 
 
 def _recipient(

@@ -54,7 +54,11 @@ class HandoffStore:
 
     def get(self, phone_number_id: str, wa_id: str) -> Handoff | None:
         """The active handoff, or None while the gateway answers by itself."""
-        raw = self.redis.get(self.key(phone_number_id, wa_id))
+        return self.decode(self.redis.get(self.key(phone_number_id, wa_id)))
+
+    @staticmethod
+    def decode(raw: str | None) -> Handoff | None:
+        """The handoff its key holds (``raw``, read by the caller), or None."""
         return Handoff(**json.loads(raw)) if raw else None
 
     def start(

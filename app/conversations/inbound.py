@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from app import keys
 from app.conversations.context import BUSINESS, ConversationStore, Exchange
 from app.conversations.customers import CustomerBook
-from app.conversations.handoff import BY_CUSTOMER, HandoffStore, Notify, announce
+from app.conversations.handoff import BY_CUSTOMER, Handoff, HandoffStore, Notify, announce
 from app.conversations.optout import KEYWORD, OptOutBook, OptOutPolicy, apply_preference
 from app.conversations.ranking import rank_context
 from app.conversations.responders.interface import Inbound
@@ -156,7 +156,6 @@ def handle_webhook(
     # Every id Meta sends goes into the contact book first, so each message finds its customer.
     result.customers = CustomerBook(redis_client).learn_event(event)
     store = MessageStore(redis_client)
-    handoffs = HandoffStore(redis_client)
     templates = TemplateStore(redis_client)
     for change in event.changes:
         if change.field in TEMPLATE_FIELDS:
@@ -185,9 +184,8 @@ def handle_webhook(
             error = {"message": "the message names no customer (no phone, no user id)"}
             dead_letter("message", message.raw, dl.MALFORMED, _webhook_of(message), error)
             continue
-        # Every message from the customer reopens their 24-hour window with this number.
-        windows.record_inbound(message.metadata.phone_number_id, customer, message.timestamp)
-        if not claim(redis_client, message.id, owner):
+        claimed, handoff = arrive(redis_client, windows, message, customer, owner)
+        if not claimed:
             result.duplicates.append(message.id)
             continue
         try:
@@ -199,9 +197,7 @@ def handle_webhook(
                 result.opted_out.append(message.id)
                 continue
             if mark_read is not None and turn.type not in ("reaction", "system"):
-                typing = turn.expects_reply and not handoffs.get(
-                    turn.phone_number_id, turn.customer
-                )
+                typing = turn.expects_reply and not handoff
                 send_read_receipt(mark_read, turn.phone_number_id, turn.id, typing)
             if fetch_media is not None and "media" in turn.structured:
                 turn = fetch_media(turn)
@@ -382,8 +378,17 @@ def answer_turn(
     lane; the reply's message id, or None when nothing is sent (handoff, or no reply)."""
     turn = CustomerTurn.from_dict(turn_data)
     store = MessageStore(redis_client)
+    conversations = ConversationStore(redis_client)
     message_id = reply_id(turn.id)
-    existing = store.get(message_id)
+    # What answering reads, in one round trip: the reply if there is one already, the profile,
+    # the handoff and the conversation.
+    reads = redis_client.pipeline(transaction=False)
+    reads.hgetall(store.key(message_id))
+    reads.get(conversations.profile_key(turn.phone_number_id, turn.customer))
+    reads.get(HandoffStore.key(turn.phone_number_id, turn.customer))
+    reads.get(conversations.key(turn.phone_number_id, turn.customer))
+    raw_reply, raw_profile, raw_handoff, raw_conversation = reads.execute()
+    existing = store.decode(raw_reply)
     if existing is not None:
         # Answered before a crash: sending and recording are idempotent, so finish both. A reply
         # whose body is gone was delivered long since, and recorded with it.
@@ -392,10 +397,9 @@ def answer_turn(
             enqueue_reply(_reply_record(turn, message_id, body, "retry"))
         enqueue_send(message_id, existing.priority)
         return message_id
-    conversations = ConversationStore(redis_client)
-    profile = conversations.profile(turn.phone_number_id, turn.customer)
+    profile = conversations.decode_profile(raw_profile)
     language = detect_language(turn.text, default=profile.language if profile else None)
-    handoff = HandoffStore(redis_client).get(turn.phone_number_id, turn.customer)
+    handoff = HandoffStore.decode(raw_handoff)
     if handoff is not None:
         if handoff.message_id != turn.id:
             log.info("conversation %s is with a person: %s not answered", turn.customer, turn.id)
@@ -403,7 +407,7 @@ def answer_turn(
         body, source = HANDOFF_REPLIES[language or "es"], "handoff"
     else:
         context = rank_context(
-            conversations.get(turn.phone_number_id, turn.customer),
+            conversations.decode(raw_conversation),
             turn.text,
             exclude_id=turn.id,
             limit=context_messages,
@@ -474,6 +478,33 @@ def _reply_record(turn: CustomerTurn, message_id: str, body: str, source: str) -
         "customer": turn.customer,
         "exchange": exchange.to_dict(),
     }
+
+
+def arrive(
+    redis_client: redis.Redis,
+    windows: CustomerWindows,
+    message: Message,
+    customer: str,
+    owner: str,
+) -> tuple[bool, Handoff | None]:
+    """Reopen the customer's 24-hour window (every message does, a duplicate too), :func:`claim`
+    the message for ``owner`` and read the conversation's handoff (for the typing indicator), in
+    one round trip; whether it was claimed, and the handoff."""
+    phone_number_id = message.metadata.phone_number_id
+    key = keys.INBOUND_MESSAGE.format(wamid=message.id)
+    marker = f"processing:{owner}"
+    pipe = redis_client.pipeline(transaction=False)
+    windows.queue_inbound(pipe, phone_number_id, customer, message.timestamp)
+    pipe.set(key, marker, nx=True, ex=keys.INBOUND_PROCESSING_TTL)
+    pipe.get(key)  # who holds it, when the SET found it taken
+    pipe.get(HandoffStore.key(phone_number_id, customer))
+    window, taken, holder, handoff = pipe.execute(raise_on_error=False)
+    failed = next((r for r in (window, taken, holder, handoff) if isinstance(r, Exception)), None)
+    if failed is not None:
+        if taken is True:
+            release(redis_client, message.id)  # as if the claim had not been reached
+        raise failed
+    return bool(taken) or (bool(owner) and holder == marker), HandoffStore.decode(handoff)
 
 
 def claim(redis_client: redis.Redis, wamid: str, owner: str = "") -> bool:

@@ -142,16 +142,24 @@ return 0
 """
 
 
-# KEYS[1] the wamid index, KEYS[2] the wamid's early statuses. ARGV: the status (JSON), TTL, kept.
-# Returns the message id if the wamid is recorded; otherwise keeps the status for when it is.
+# KEYS[1] the wamid index, KEYS[2] the wamid's early statuses. ARGV: the status (JSON), TTL, kept,
+# then the text before and after the message id in the key of its campaign entry (derived from
+# the id found, so read here rather than in a round trip of its own). Returns the message id and
+# its campaign entry (false when none) if the wamid is recorded; otherwise keeps the status for
+# when it is.
 _ID_OR_HOLD = """
 local message_id = redis.call('GET', KEYS[1])
-if message_id then return message_id end
+if message_id then
+  return {message_id, redis.call('GET', ARGV[4] .. message_id .. ARGV[5])}
+end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return false
 """
+
+_CAMPAIGN_KEY_AROUND = keys.CAMPAIGN_OF_MESSAGE.split("{message_id}")
+"""``keys.CAMPAIGN_OF_MESSAGE`` before and after the message id, for ``_ID_OR_HOLD``."""
 
 
 @dataclass(frozen=True)
@@ -423,10 +431,12 @@ class MessageStore:
             data, entries = pipe.execute()
         else:
             data, entries = self.redis.hgetall(self.key(message_id)), []
-        return self._record(data, entries)
+        return self.decode(data, entries)
 
     @staticmethod
-    def _record(data: dict[str, Any], entries: list[str]) -> MessageRecord | None:
+    def decode(data: dict[str, Any], entries: Sequence[str] = ()) -> MessageRecord | None:
+        """The record of a message's hash (``data``, read by the caller) and its history
+        ``entries`` (none: without its history), or None when there is no such message."""
         if not data or "status" not in data:
             return None
         return MessageRecord(
@@ -529,7 +539,7 @@ class MessageStore:
         pipe.set(lock, token, nx=True, px=max(1, int(ttl * 1000)))
         pipe.hgetall(self.key(message_id))
         locked, data = pipe.execute()
-        return bool(locked), self._record(data, [])
+        return bool(locked), self.decode(data)
 
     def lock_remaining(self, message_id: str) -> float:
         """Seconds until the send lock expires by itself (0 if it is free)."""
@@ -621,10 +631,24 @@ class MessageStore:
         """The gateway message id of Meta's ``wamid``; if it is not recorded yet, None, and
         ``status`` (JSON-safe) is kept for :meth:`early_statuses`. One atomic step: a status is
         either matched to its message or kept, never dropped in between."""
-        return self._id_or_hold(
+        return self.target_of_status(wamid, status)[0]
+
+    def target_of_status(self, wamid: str, status: dict[str, Any]) -> tuple[str | None, str | None]:
+        """:meth:`id_for_wamid_or_hold`, and the message's campaign entry
+        (``keys.CAMPAIGN_OF_MESSAGE``, None when it is in no campaign), in the same step."""
+        found = self._id_or_hold(
             keys=[keys.WAMID_INDEX.format(wamid=wamid), keys.EARLY_STATUSES.format(wamid=wamid)],
-            args=[json.dumps(status), keys.EARLY_STATUSES_TTL, keys.EARLY_STATUSES_KEPT],
+            args=[
+                json.dumps(status),
+                keys.EARLY_STATUSES_TTL,
+                keys.EARLY_STATUSES_KEPT,
+                *_CAMPAIGN_KEY_AROUND,
+            ],
         )
+        if not found:
+            return None, None
+        message_id, campaign = found
+        return message_id, campaign or None
 
     def early_statuses(self, wamid: str) -> list[dict[str, Any]]:
         """The statuses of ``wamid`` that arrived before it was recorded, oldest first."""

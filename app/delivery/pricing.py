@@ -57,6 +57,17 @@ def priced(status: Status) -> PricedMessage | None:
     )
 
 
+# KEYS[1] the message's "counted" marker, KEYS[2] the day's counts. ARGV: [1] the day, [2] the
+# marker's TTL, [3] the count's field, [4] the counts' TTL. Counts the message unless its marker
+# says it was: one round trip, and no marker without its count.
+_COUNT_ONCE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+
 def count_pricing(
     redis_client: redis.Redis,
     status: Status,
@@ -67,14 +78,12 @@ def count_pricing(
     message = priced(status)
     if message is None:
         return None
-    seen = keys.PRICING_SEEN.format(wamid=status.id)
-    if not redis_client.set(seen, message.day, nx=True, ex=keys.PRICING_SEEN_TTL):
+    counted = redis_client.register_script(_COUNT_ONCE)(
+        keys=[keys.PRICING_SEEN.format(wamid=status.id), keys.PRICING_DAY.format(day=message.day)],
+        args=[message.day, keys.PRICING_SEEN_TTL, message.field, keys.PRICING_TTL],
+    )
+    if not counted:
         return None
-    key = keys.PRICING_DAY.format(day=message.day)
-    pipe = redis_client.pipeline(transaction=True)
-    pipe.hincrby(key, message.field, 1)
-    pipe.expire(key, keys.PRICING_TTL)
-    pipe.execute()
     if observe is not None:
         observe(message)
     return message

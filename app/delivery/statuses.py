@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from app.campaigns import count_status
+from app.campaigns import count_campaign_status, count_status
 from app.delivery.dead_letters import DeadLetterStore, dead_letter_failed_status
 from app.delivery.messages import DELIVERED, FAILED, READ, SENT, MessageStore
 from app.events.delivery import emit
@@ -24,6 +24,9 @@ from app.events.subscriptions import MESSAGE_STATUS, SubscriptionStore
 from app.whatsapp.webhook import Status
 
 log = logging.getLogger(__name__)
+
+UNREAD = object()
+"""A message's campaign entry not read yet (None: read, and there is none)."""
 
 WEBHOOK_STATUSES = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed": FAILED}
 """Meta's status names and the message statuses they move to; others are ignored."""
@@ -38,7 +41,7 @@ def apply_status(store: MessageStore, status: Status) -> bool:
     pricing = status.pricing
     category = str(pricing.category).lower() if pricing and pricing.category else None
     held = {"status": status.status, "errors": status.errors, "pricing_category": category}
-    message_id = store.id_for_wamid_or_hold(status.id, held)
+    message_id, campaign = store.target_of_status(status.id, held)
     if message_id is None:
         log.info("status %s for %s held until its send is recorded", status.status, status.id)
         return False
@@ -49,6 +52,7 @@ def apply_status(store: MessageStore, status: Status) -> bool:
         status=status.status,
         errors=status.errors,
         pricing_category=category,
+        campaign=campaign,
     )
 
 
@@ -115,9 +119,13 @@ def _apply(
     errors: list[dict[str, Any]],
     pricing_category: str | None = None,
     early: bool = False,
+    campaign: str | None | object = UNREAD,
 ) -> bool:
     # A campaign's counts take every status, even one its message is already past.
-    count_status(store.redis, message_id, status, pricing_category)
+    if campaign is UNREAD:
+        count_status(store.redis, message_id, status, pricing_category)
+    else:
+        count_campaign_status(store.redis, campaign, status, pricing_category)
     target = WEBHOOK_STATUSES[status]
     if target == FAILED:
         # Meta gave up after accepting it: keep Meta's error and dead-letter it for replay.

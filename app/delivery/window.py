@@ -66,6 +66,15 @@ class CustomerWindows:
             self._record(keys=[self.key(phone_number_id, wa_id)], args=[at, now, WINDOW_SECONDS])
         )
 
+    def queue_inbound(
+        self, pipe: redis.client.Pipeline, phone_number_id: str, wa_id: str, at: float | None
+    ) -> None:
+        """:meth:`record_inbound`, added to ``pipe`` (run by the caller) as a plain ``EVAL``: a
+        script registered on a pipeline costs a round trip of its own to check it is loaded."""
+        now = time.time()
+        at = min(at or now, now)
+        pipe.eval(_RECORD, 1, self.key(phone_number_id, wa_id), at, now, WINDOW_SECONDS)
+
     def last_inbound(self, phone_number_id: str, wa_id: str) -> float | None:
         """When the customer last wrote, if within the window."""
         value = self.redis.get(self.key(phone_number_id, wa_id))

@@ -30,12 +30,18 @@ class ActiveConversations:
 
     def touch(self, customer: str, now: float | None = None) -> None:
         """The customer keyed ``customer`` just wrote."""
-        now = now or time.time()
         pipe = self.redis.pipeline(transaction=False)
+        self.queue_touch(pipe, customer, now)
+        pipe.execute()
+
+    def queue_touch(
+        self, pipe: redis.client.Pipeline, customer: str, now: float | None = None
+    ) -> None:
+        """:meth:`touch`, its commands added to ``pipe`` (run by the caller)."""
+        now = now or time.time()
         pipe.zadd(keys.OPS_ACTIVE_CONVERSATIONS, {customer_key(customer): now})
         pipe.zremrangebyscore(keys.OPS_ACTIVE_CONVERSATIONS, "-inf", now - self.window)
         pipe.expire(keys.OPS_ACTIVE_CONVERSATIONS, keys.OPS_ACTIVE_CONVERSATIONS_TTL)
-        pipe.execute()
 
     def count(self, now: float | None = None) -> int:
         """Customers who wrote within the window."""

@@ -20,6 +20,8 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -218,7 +220,78 @@ def use_window(event_window: w.EventWindow | None) -> None:
     _window = event_window
 
 
+@dataclass
+class HeldFigures:
+    """What a :func:`held` block recorded for Redis, to be written once it ends."""
+
+    amounts: dict[str, float] = field(default_factory=dict)
+    customers: list[str] = field(default_factory=list)
+
+    def queue(self, redis_client: redis.Redis, pipe: redis.client.Pipeline) -> bool:
+        """Add these figures to ``pipe``, a pipeline of ``redis_client``, if the shared window
+        lives there: whether they were (else :meth:`flush` writes them). A failure of these
+        commands is for the caller to ignore: metrics must not fail the work."""
+        shared = _shared_window()
+        if shared is None or shared.redis is not redis_client:
+            return False
+        if self.amounts:
+            shared.queue_add(pipe, self.amounts)
+        activity = ActiveConversations(shared.redis)
+        for customer in self.customers:
+            activity.queue_touch(pipe, customer)
+        return True
+
+    def flush(self) -> None:
+        """Write these figures to the shared window in one round trip. Never raises."""
+        shared = _shared_window()
+        if shared is None or not (self.amounts or self.customers):
+            return
+        try:
+            pipe = shared.redis.pipeline(transaction=False)
+            self.queue(shared.redis, pipe)
+            pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.debug("window and activity not updated: %s", type(exc).__name__)
+
+
+_batch: ContextVar[HeldFigures | None] = ContextVar("metrics_batch", default=None)
+
+
+@contextmanager
+def held() -> Iterator[HeldFigures | None]:
+    """Hold the block's additions to the shared window and its conversation activity, for the
+    caller to write once the block has ended, with commands of its own
+    (:meth:`HeldFigures.queue`) or alone (:meth:`HeldFigures.flush`): one round trip for a
+    task's figures instead of one per figure. The totals are the same; Prometheus's own counters
+    are not held. Inside another such block it yields None: the outer one holds the figures."""
+    if _batch.get() is not None:
+        yield None
+        return
+    batch = HeldFigures()
+    token = _batch.set(batch)
+    try:
+        yield batch
+    finally:
+        _batch.reset(token)
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """:func:`held`, the figures written in one pipeline when the block ends, raising or not."""
+    with held() as batch:
+        try:
+            yield
+        finally:
+            if batch is not None:
+                batch.flush()
+
+
 def _add(amounts: dict[str, float]) -> None:
+    batch = _batch.get()
+    if batch is not None:
+        for name, amount in amounts.items():
+            batch.amounts[name] = batch.amounts.get(name, 0.0) + amount
+        return
     shared = _shared_window()
     if shared is not None:
         shared.add(amounts)
@@ -226,7 +299,7 @@ def _add(amounts: dict[str, float]) -> None:
 
 def window_on(redis_client: Any) -> w.EventWindow | None:
     """The alert window this process adds to, if it is kept on ``redis_client`` (the very
-    client): then a count can ride a pipeline of that client (:meth:`EventWindow.add_in`)."""
+    client): then a count can ride a pipeline of that client (:meth:`EventWindow.queue_add`)."""
     shared = _shared_window()
     return shared if shared is not None and shared.redis is redis_client else None
 
@@ -329,6 +402,10 @@ def record_cache_lookup(hit: bool) -> None:
 
 def record_conversation_activity(customer: str) -> None:
     """The customer keyed ``customer`` wrote; feeds ``whatsapp_active_conversations``."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.customers.append(customer)
+        return
     shared = _shared_window()
     if shared is None:
         return

@@ -51,7 +51,8 @@ def observe_webhook(payload: dict[str, Any]) -> Iterator[WebhookObservation]:
     kind = messages[0][1] if messages else "status"
     observation = WebhookObservation(messages=messages, kind=kind)
     started = time.perf_counter()
-    with log_context(wamid=",".join(m[0] for m in messages) or None):
+    # The task's window figures and activity go to Redis together, when it ends.
+    with metrics.batched(), log_context(wamid=",".join(m[0] for m in messages) or None):
         try:
             yield observation
         finally:
@@ -86,7 +87,7 @@ def sent_counter(redis_client: Any) -> Callable[[Any], None] | None:
     window = metrics.window_on(redis_client)
     if window is None:
         return None
-    return lambda pipe: window.add_in(pipe, {w.SENT: 1})
+    return lambda pipe: window.queue_add(pipe, {w.SENT: 1})
 
 
 def send_succeeded(message_type: str | None, *, windowed: bool = False) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import redis
 from redis.exceptions import RedisError
@@ -48,14 +47,17 @@ class EventWindow:
         """Add ``amounts`` to the current bucket. Never raises: metrics must not fail the work."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            self.add_in(pipe, amounts, now)
+            self.queue_add(pipe, amounts, now)
             pipe.execute()
         except (RedisError, OSError) as exc:
             log.debug("window not updated: %s", type(exc).__name__)
 
-    def add_in(self, pipe: Any, amounts: dict[str, float], now: float | None = None) -> None:
-        """Queue :meth:`add` on ``pipe``, a pipeline of this window's Redis that runs anyway, so
-        that counting costs no round trip of its own. Whoever runs it ignores its results."""
+    def queue_add(
+        self, pipe: redis.client.Pipeline, amounts: dict[str, float], now: float | None = None
+    ) -> None:
+        """:meth:`add`, its commands added to ``pipe``, a pipeline of this window's Redis that runs
+        anyway, so that counting costs no round trip of its own (run, and its errors caught, by the
+        caller)."""
         bucket = int((time.time() if now is None else now) // self.bucket_seconds)
         key = self._key(bucket)
         for name, amount in amounts.items():
