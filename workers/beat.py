@@ -44,7 +44,8 @@ class SingleBeatScheduler(Scheduler):
     def apply_entry(self, entry, producer=None) -> None:
         # Looked at again right before each send: a beat frozen between its tick's look and the
         # send (SIGSTOP, a paused VM) may have lost the lock meanwhile, and must not send on a
-        # stale lead once it wakes.
+        # stale lead once it wakes. One frozen between this look and the publish still sends
+        # that one task on waking; the scheduled tasks are sweeps and checks that bear a repeat.
         if not self.lock.hold():
             if self.leading:
                 log.warning("beat: lost the lock; standing by")
