@@ -138,10 +138,7 @@ class CustomerBook:
 
     def key_for(self, phone_number_id: str, customer_id: str) -> str:
         """The customer key of a phone number or (parent) BSUID; the id itself if unknown."""
-        kind = kind_of(customer_id)
-        if kind is None:
-            return customer_id
-        return self.redis.get(self.id_key(phone_number_id, kind, customer_id)) or customer_id
+        return self.keys_for([(phone_number_id, customer_id)])[0]
 
     def keys_for(self, ids: Sequence[tuple[str, str]]) -> list[str]:
         """:meth:`key_for` of each (sending number, customer id), in one round trip."""

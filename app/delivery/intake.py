@@ -190,13 +190,19 @@ def prepare(
     Raises :class:`Refused` with ``invalid_message`` (naming the field), ``template_invalid``,
     ``opted_out`` or ``window_closed``.
     """
-    addressed = address(body, phone_number_id=phone_number_id, is_registered=is_registered)
-    known = None
-    if customers is not None and addressed.keyed:
-        known = customers.key_for(addressed.sender, addressed.customer_id)
-    return place(
-        addressed, known, windows=windows, fallback=fallback, templates=templates, opt_outs=opt_outs
+    (prepared,) = prepare_many(
+        [body],
+        phone_number_id=phone_number_id,
+        windows=windows,
+        fallback=fallback,
+        is_registered=is_registered,
+        customers=customers,
+        templates=templates,
+        opt_outs=opt_outs,
     )
+    if isinstance(prepared, Refused):
+        raise prepared
+    return prepared
 
 
 def prepare_many(
