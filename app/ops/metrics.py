@@ -231,8 +231,8 @@ class HeldFigures:
         """Add these figures to ``pipe``, a pipeline of ``redis_client``, if the shared window
         lives there: whether they were (else :meth:`flush` writes them). A failure of these
         commands is for the caller to ignore: metrics must not fail the work."""
-        shared = _shared_window()
-        if shared is None or shared.redis is not redis_client:
+        shared = window_on(redis_client)
+        if shared is None:
             return False
         if self.amounts:
             shared.queue_add(pipe, self.amounts)
