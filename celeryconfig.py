@@ -160,9 +160,13 @@ task_routes = {
 
 # --- Monitoring -------------------------------------------------------------------------------
 
-# Task events let Flower show each task's life from the moment a worker receives it. No "sent"
-# events: they cost a second publish per task on the hottest paths, and queue depth is a metric.
-worker_send_task_events = True
+# Task events (what Flower shows of each task's life) are off until someone watches: Flower's
+# --enable_events (on by default) asks every worker for them every few seconds, and
+# `celery -A workers control enable_events` does once. Three publishes per task cost the inbound
+# worker about a quarter of its CPU in a reply's round trip (docs/BENCHMARKS.md). A worker keeps
+# sending them until it restarts or hears `disable_events`. No "sent" events: they cost a publish
+# on the publishing side, and queue depth is a metric.
+worker_send_task_events = False
 task_send_sent_event = False
 
 timezone = "UTC"

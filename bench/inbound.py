@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--idle", type=float, default=10, help="seconds of idle measurement")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     args = parser.parse_args(argv)
     redis_server = RedisServer(appendonly=True, fsync="everysec").start()
     sim_port, web_port = free_port(), free_port()
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         processes.append(simulator)
         web = procfile_web("app.web:create_app()", web_port, env)
         processes.append(web)
-        inbound = start_worker(env, queues="context,inbound", concurrency=2, name="inbound")
+        inbound = start_worker(
+            env, queues="context,inbound", concurrency=2, name="inbound", pool=args.pool
+        )
         processes.append(inbound)
         send = start_worker(env, queues="send.high,send.normal,send.bulk", concurrency=2)
         processes.append(send)

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 import requests
+from celery import Celery
 
 from app.config import Settings, load_settings
 from app.whatsapp.signature import SIGNATURE_HEADER, sign
@@ -560,6 +561,32 @@ class SimulatorThread:
 
     def close(self) -> None:
         self.server.shutdown()
+        self._thread.join(timeout=5)
+
+
+class TaskEvents:
+    """The task events the worker sends, as Flower receives them."""
+
+    def __init__(self, broker_url: str):
+        self.app = Celery(broker=broker_url, set_as_current=False)
+        self.events: list[dict] = []
+        self._receiver = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self.app.connection() as connection:
+            self._receiver = self.app.events.Receiver(
+                connection, handlers={"*": self.events.append}
+            )
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def text(self) -> str:
+        return json.dumps(self.events, ensure_ascii=False, default=str)
+
+    def close(self) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
         self._thread.join(timeout=5)
 
 

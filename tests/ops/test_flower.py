@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 import requests
+from celery import Celery
 
 from app.ops.flower import FlowerConfigError, flower_command
-from tests.stack import BIN, Process, RedisServer, free_port, gateway_env, settings_of, wait_for
+from tasks.publish import TaskPublisher
+from tests.stack import (
+    BIN,
+    Process,
+    RedisServer,
+    TaskEvents,
+    free_port,
+    gateway_env,
+    settings_of,
+    start_worker,
+    wait_for,
+)
 
 CREDENTIALS = "ops:correct-horse-battery"
 
@@ -74,4 +87,48 @@ def test_the_command_exits_with_a_message_and_starts_with_credentials():
         finally:
             flower.stop()
     finally:
+        redis_server.close()
+
+
+def test_workers_send_task_events_once_flower_asks_for_them():
+    """Task events are off by default (they cost every task three publishes); Flower, as the
+    Procfile runs it, turns them on and then shows the tasks the workers run."""
+    redis_server = RedisServer(appendonly=False).start()
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9", FLOWER_BASIC_AUTH=CREDENTIALS)
+    publisher = TaskPublisher(
+        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
+    )
+    events = TaskEvents(redis_server.url)
+    processes = []
+    try:
+        time.sleep(1)  # the receiver binds its queue before the worker sends anything
+        worker = start_worker(env, queues="inbound", concurrency=1)
+        processes.append(worker)
+
+        def run_task() -> None:
+            publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+
+        run_task()
+        wait_for(lambda: worker.output().count("succeeded") == 1)
+        time.sleep(1)
+        assert not [e for e in events.events if e["type"].startswith("task-")]
+
+        port = free_port()
+        flower = Process("flower", [str(BIN / "wa-gateway"), "flower", "--port", str(port)], env)
+        processes.append(flower)
+        url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()}
+        wait_for(lambda: requests.get(f"{url}/healthcheck", timeout=2).ok, timeout=60)
+
+        def flower_shows_a_task() -> bool:
+            run_task()
+            tasks = requests.get(f"{url}/api/tasks", headers=auth, timeout=5).json()
+            return any(t["name"] == "inbound.recover_lost_tasks" for t in tasks.values())
+
+        wait_for(flower_shows_a_task, timeout=30, interval=1)
+        assert any(e["type"] == "task-succeeded" for e in events.events)
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        events.close()
         redis_server.close()

@@ -5,7 +5,6 @@ shows: args, kwargs, result, exception, traceback)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from celery import Celery
 from app.delivery.dead_letters import DeadLetterStore
 from tests.stack import (
     RedisServer,
+    TaskEvents,
     free_port,
     gateway_env,
     signed_post,
@@ -29,32 +29,6 @@ PHONE = "573009871234"
 TEXT = "Mi dirección secreta es Calle Falsa 123"
 HOSTILE_TEXT = "Otro texto privado del cliente"
 SURROGATE_TEXT = "Hola \ud800 quiero ayuda privada"
-
-
-class TaskEvents:
-    """The task events the worker sends, as Flower receives them."""
-
-    def __init__(self, broker_url: str):
-        self.app = Celery(broker=broker_url, set_as_current=False)
-        self.events: list[dict] = []
-        self._receiver = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with self.app.connection() as connection:
-            self._receiver = self.app.events.Receiver(
-                connection, handlers={"*": self.events.append}
-            )
-            self._receiver.capture(limit=None, timeout=None, wakeup=False)
-
-    def text(self) -> str:
-        return json.dumps(self.events, ensure_ascii=False, default=str)
-
-    def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.should_stop = True
-        self._thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +46,8 @@ def stack():
         time.sleep(1)  # the receiver binds its queue before the worker sends anything
         worker = start_worker(env, concurrency=1)
         processes.append(worker)
+        # As Flower does: workers send task events only once someone asks for them.
+        wait_for(lambda: events.app.control.enable_events(reply=True, timeout=1))
         yield redis_server, sim_url, web_url, worker, events
     finally:
         for proc in reversed(processes):
