@@ -123,6 +123,13 @@ takes the locks and rate-limit tokens one message at a time: at 300 ms a call, 8
 SEND_BATCH_TIME_BUDGET = task_soft_time_limit / 4
 """Seconds a batch task sends before handing the rest of its messages to a new batch task."""
 
+STATUS_BATCH_SIZE = 100
+"""Status webhooks ``inbound.apply_statuses`` takes from the lane at a time: what a worker killed
+mid-batch applies again (harmlessly: a status never moves a message twice)."""
+
+STATUS_BATCH_TIME_BUDGET = task_soft_time_limit / 4
+"""Seconds one ``inbound.apply_statuses`` run applies before handing the lane to a new task."""
+
 SEND_BATCH_MAX_WAIT = 1.0
 """Seconds a batch task waits in place for its rate-limit turn; a longer wait hands the rest on
 as a new batch for that turn. Waiting in place keeps its calls in flight and its process busy

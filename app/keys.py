@@ -201,6 +201,24 @@ TASK_JOURNAL_DUE = PREFIX + ":task:journal:due"
 """Sorted set of the journal's task ids, scored by when each was queued or last started running.
 One long past the broker's own redelivery, while its queue is empty, is a task the broker lost."""
 
+STATUS_LANE = PREFIX + ":inbound:statuses"
+"""List of webhook bodies that carry only statuses, as Meta signed them, oldest at the right:
+accepted by the receiver and not yet taken by ``inbound.apply_statuses`` (see
+``tasks.statuslane``). No TTL: bodies leave when a task takes them."""
+
+STATUS_LANE_TAKEN = PREFIX + ":inbound:statuses:taken:{task_id}"
+"""The bodies one ``inbound.apply_statuses`` run took from the lane and has not finished: a run
+of the same task after its worker died applies them again; the sweep puts back those of a task
+that will not run again. Deleted when the run finishes them."""
+
+STATUS_LANE_TAKERS = PREFIX + ":inbound:statuses:takers"
+"""Set of the task ids with bodies taken (``STATUS_LANE_TAKEN``), for the sweep."""
+
+STATUS_LANE_NUDGE = PREFIX + ":inbound:statuses:nudge"
+"""Set, to the task's id, while an ``inbound.apply_statuses`` task is queued and not yet started:
+a webhook arriving meanwhile joins the lane without queueing a task of its own. Its TTL bounds how
+long a lost task could hold the lane back before arrivals queue another."""
+
 REPLICATION_MARK = PREFIX + ":replication:mark"
 """Written just before ``WAIT`` (``app.db.confirm_replicated``): ``WAIT`` counts only its own
 connection's writes, and replication is ordered, so a replica holding this write holds every write

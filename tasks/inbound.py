@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from celery import current_task, shared_task
 
 import celeryconfig
+from app import keys
 from app.clients import client_for
 from app.config import get_settings
 from app.conversations.context import ConversationBusyError
@@ -40,6 +44,7 @@ from tasks.enqueue import (
     enqueue_send_message,
 )
 from tasks.publish import recover_lost_tasks
+from tasks.statuslane import APPLY_STATUSES, status_lane
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +77,22 @@ def _observe_ai_response(backend: str, seconds: float, outcome: str) -> None:
 add_response_observer(_observe_ai_response)
 
 
-@shared_task(
-    bind=True, base=InboundUnitTask, unit_kind="webhook", name="inbound.process_webhook"
-)
+@shared_task(bind=True, base=InboundUnitTask, unit_kind="webhook", name="inbound.process_webhook")
 def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
     """Apply the statuses and pass on the messages of one webhook delivery.
 
     Claims are keyed by this task's id, so a redelivery of this same message (after a Redis
     failure or a lost worker) takes up where the first run stopped.
     """
+    try:
+        return handle(payload, self.request.id or "")
+    except WebhookFormatError as exc:
+        return self.dead_letter(dl.MALFORMED, {"message": str(exc), "code": None}, payload)
+
+
+def handle(payload: dict[str, Any], owner: str) -> dict[str, Any]:
+    """Apply one webhook delivery, observed (metrics and log ids); ``owner`` keys its claims.
+    Raises :class:`WebhookFormatError` when the payload is not a webhook at all."""
     settings = get_settings()
     # Receipts and downloads use the token of the number each message was sent to.
     fetch_media = MediaFetcher(
@@ -89,27 +101,101 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         settings.media_max_bytes,
     )
     with observe_webhook(payload) as observed:
-        try:
-            result = handle_webhook(
-                payload,
-                redis_client=get_redis(settings.redis_url),
-                enqueue_turn=turn_step(settings.responder_backend),
-                mark_read=lambda phone_number_id, message_id, typing: client_for(
-                    settings, phone_number_id
-                ).mark_read(message_id, typing_indicator=typing),
-                fetch_media=fetch_media,
-                owner=self.request.id or "",
-                opt_out=OptOutPolicy.from_settings(settings),
-                enqueue_send=enqueue_send_message,
-                observe_priced=metrics.observe_priced,
-            )
-        except WebhookFormatError as exc:
-            return self.dead_letter(dl.MALFORMED, {"message": str(exc), "code": None}, payload)
+        result = handle_webhook(
+            payload,
+            redis_client=get_redis(settings.redis_url),
+            enqueue_turn=turn_step(settings.responder_backend),
+            mark_read=lambda phone_number_id, message_id, typing: client_for(
+                settings, phone_number_id
+            ).mark_read(message_id, typing_indicator=typing),
+            fetch_media=fetch_media,
+            owner=owner,
+            opt_out=OptOutPolicy.from_settings(settings),
+            enqueue_send=enqueue_send_message,
+            observe_priced=metrics.observe_priced,
+        )
         observed.duplicates = result.duplicates
         observed.customers = result.customers
         # The ids replies to these messages will carry, so logs follow a message to its answer.
         observed.replies = [reply_id(wamid) for wamid in result.accepted]
     return result.to_dict()
+
+
+class StatusLaneTask(GatewayTask):
+    """Base of ``inbound.apply_statuses``: a run whose batch killed its workers dead-letters the
+    batch's webhooks, each replayable through ``inbound.process_webhook``."""
+
+    def on_poison(self, deaths: int, *args: Any, **kwargs: Any) -> Any:
+        lane = status_lane()
+        task_id = self.request.id
+        error = {"message": f"its batch killed {deaths} workers", "code": None}
+        bodies = lane.taken(task_id)
+        for body in bodies:
+            dead_letter_webhook(body, dl.POISON, error, task_id)
+        lane.finish(task_id)
+        lane.nudge()  # the bodies behind this batch
+        return {"dead_lettered": len(bodies)}
+
+
+@shared_task(bind=True, base=StatusLaneTask, name=APPLY_STATUSES, ignore_result=True)
+def apply_statuses(self) -> dict[str, int]:
+    """Apply the status webhooks waiting in the lane, a batch at a time, until it is empty (see
+    ``tasks.statuslane``). A run that has applied for longer than its budget hands the rest to a
+    task of its own, so a busy lane never holds one pool process for good."""
+    lane = status_lane()
+    task_id = self.request.id or str(uuid.uuid4())
+    lane.open()
+    applied = 0
+    deadline = time.monotonic() + celeryconfig.STATUS_BATCH_TIME_BUDGET
+    while bodies := lane.take(task_id, celeryconfig.STATUS_BATCH_SIZE):
+        for body in bodies:
+            apply_status_webhook(body, task_id)
+        lane.finish(task_id)
+        applied += len(bodies)
+        if time.monotonic() > deadline:
+            lane.nudge()
+            break
+    return {"webhooks": applied}
+
+
+def apply_status_webhook(body: str, task_id: str) -> None:
+    """Apply one webhook of the lane as ``inbound.process_webhook`` would; one that fails is
+    dead-lettered whole, replayable through that task, and the batch goes on."""
+    try:
+        handle(json.loads(body), task_id)
+        return
+    except COMES_BACK:
+        raise
+    except (ValueError, WebhookFormatError) as exc:
+        reason, error = dl.MALFORMED, {"message": str(exc)[:200], "code": None}
+    except Exception as exc:  # noqa: BLE001 - this webhook is kept; the batch's others go on
+        reason, error = dl.INTERNAL_ERROR, error_of(exc)
+        log.error(
+            "%s[%s]: %s at %s",
+            APPLY_STATUSES,
+            task_id,
+            error["class"],
+            error["where"],
+            extra={"dead_letter_reason": reason},
+        )
+    dead_letter_webhook(body, reason, error, task_id)
+
+
+def dead_letter_webhook(body: str, reason: str, error: dict[str, Any], task_id: str) -> None:
+    """Keep a webhook of the lane as ``inbound.process_webhook`` keeps a webhook it cannot apply."""
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = body
+    DeadLetterStore(get_redis(get_settings().redis_url)).add_inbound(
+        "webhook",
+        reason,
+        payload,
+        task=process_webhook.name,
+        payload=payload,
+        source=task_id,
+        error=error,
+    )
 
 
 def turn_step(responder_backend: str) -> Callable[[dict[str, Any]], None]:
@@ -192,6 +278,8 @@ def recover_lost_tasks_task() -> int:
     recovered = recover_lost_tasks(
         redis_client, redis_client.llen, grace=celeryconfig.TASK_RECOVERY_GRACE
     )
+    # Status webhooks taken by tasks that will not run again; a lane left without a task.
+    status_lane().recover(lambda task_id: redis_client.hexists(keys.TASK_JOURNAL, task_id))
     return len(recovered)
 
 

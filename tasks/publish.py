@@ -152,18 +152,24 @@ class TaskPublisher:
             script_args.append(mark[1])
         queued = bool(self._queue_script(keys=script_keys, args=script_args))
         if queued:
-            # The signal apply_async sends, so observers of published tasks see these too.
-            signals.after_task_publish.send(
-                sender=task_name,
-                body=body,
-                exchange="",
-                routing_key=queue,
-                headers=headers,
-                properties=properties,
-                declare=[],
-                retry_policy=None,
-            )
+            self.published(task_name, queue, headers, properties, body)
         return queued
+
+    @staticmethod
+    def published(
+        task_name: str, queue: str, headers: dict[str, Any], properties: dict[str, Any], body: tuple
+    ) -> None:
+        """Tell observers of published tasks (the signal apply_async sends) of one queued here."""
+        signals.after_task_publish.send(
+            sender=task_name,
+            body=body,
+            exchange="",
+            routing_key=queue,
+            headers=headers,
+            properties=properties,
+            declare=[],
+            retry_policy=None,
+        )
 
 
 _publishers: dict[int, TaskPublisher] = {}

@@ -7,6 +7,9 @@ every prioritised task; :func:`queue_depths` counts them all.
 A send lane's depth is counted in messages, not tasks: a batch task carries up to 50, and a
 message waiting for its retry or its rate-limit turn is on no list at all. :func:`send_depths`
 reads the count the message store keeps per lane and sending number (``keys.SEND_WAITING``).
+
+The inbound queue's depth counts webhooks, so it includes the status webhooks waiting in the
+status lane (``keys.STATUS_LANE``), which share a task among many (``tasks.statuslane``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ KOMBU_UNACKED_KEY = "unacked"
 """Kombu's hash of delivered but not yet acknowledged messages (``unacked_key``)."""
 
 
+WAITING_BESIDE = {"inbound": keys.STATUS_LANE}
+"""Lists of work waiting for a queue's tasks besides its own tasks, counted in its depth (a test
+checks the queue's name against celeryconfig)."""
+
+
 def priority_lists(queue: str, steps: Sequence[int] = KOMBU_PRIORITY_STEPS) -> list[str]:
     """Every Redis list that holds ``queue``'s tasks, one per priority step."""
     return [f"{queue}{KOMBU_PRIORITY_SEPARATOR}{step}" if step else queue for step in steps]
@@ -40,14 +48,20 @@ def queue_depths(
     queues: Iterable[str],
     steps: Sequence[int] = KOMBU_PRIORITY_STEPS,
 ) -> dict[str, int]:
-    """Tasks waiting in each queue, priority sub-lists included, read in one round trip."""
+    """Tasks waiting in each queue, priority sub-lists and the work waiting beside them
+    (``WAITING_BESIDE``) included, read in one round trip."""
     queues = list(queues)
     pipe = redis_client.pipeline(transaction=False)
     for queue in queues:
         for name in priority_lists(queue, steps):
             pipe.llen(name)
+        if queue in WAITING_BESIDE:
+            pipe.llen(WAITING_BESIDE[queue])
     lengths = iter(pipe.execute())
-    return {queue: sum(next(lengths) for _ in steps) for queue in queues}
+    return {
+        queue: sum(next(lengths) for _ in range(len(steps) + (queue in WAITING_BESIDE)))
+        for queue in queues
+    }
 
 
 def unacked_count(redis_client: redis.Redis) -> int:

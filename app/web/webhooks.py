@@ -1,7 +1,8 @@
 """``/webhooks/whatsapp``: Meta's subscription check and signed webhook deliveries.
 
-The POST receiver verifies, deduplicates, enqueues and returns; it never calls Meta or parses more
-of the payload than JSON decoding.
+The POST receiver verifies, deduplicates, enqueues and returns; it never calls Meta or reads more
+of the payload than JSON decoding and a look at its shape (statuses alone go to the status lane,
+``tasks.statuslane``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from app.errors import ApiError
 from app.ops import metrics
 from app.web.body import BoundedBody
 from app.whatsapp.signature import SIGNATURE_HEADER, verify_signature
+from app.whatsapp.webhook import carries_only_statuses
 from tasks.inbound import process_webhook
 from tasks.publish import TaskPublisher
+from tasks.statuslane import StatusLane
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class WebhookReceiver:
         self.flask_app = flask_app
         self.next = flask_app.wsgi_app
         self.publisher = publisher
+        self.status_lane = StatusLane(publisher.redis, publisher)
         self.settings: Settings = flask_app.config["SETTINGS"]
         self.max_bytes: int = flask_app.config["MAX_CONTENT_LENGTH"]
         # On the metrics port (app/web/metrics.py) Flask answers everything, this path with 404.
@@ -141,16 +145,25 @@ class WebhookReceiver:
         if opened > MAX_JSON_DEPTH and json_depth(payload) > MAX_JSON_DEPTH:
             raise _too_deep()
 
-        # The seen-mark and the task are written in one atomic step: a redelivery is either
-        # dropped because its task is queued, or queued; never dropped with nothing queued.
-        queued = self.publisher.publish_once(
-            process_webhook.name,
-            [payload],
-            queue=celeryconfig.QUEUE_INBOUND,
-            dedup_key=keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest()),
-            dedup_ttl=keys.WEBHOOK_SEEN_TTL,
-            argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
-        )
+        # The seen-mark and the task (or the status lane's entry) are written in one atomic
+        # step: a redelivery is either dropped because its delivery is queued, or queued; never
+        # dropped with nothing queued.
+        dedup_key = keys.WEBHOOK_SEEN.format(digest=hashlib.sha256(body).hexdigest())
+        text = _utf8(body)
+        if text is not None and carries_only_statuses(payload):
+            # Most deliveries: applied many to a task (tasks.statuslane), as Meta signed them.
+            queued = self.status_lane.push(
+                text, dedup_key=dedup_key, dedup_ttl=keys.WEBHOOK_SEEN_TTL
+            )
+        else:
+            queued = self.publisher.publish_once(
+                process_webhook.name,
+                [payload],
+                queue=celeryconfig.QUEUE_INBOUND,
+                dedup_key=dedup_key,
+                dedup_ttl=keys.WEBHOOK_SEEN_TTL,
+                argsrepr=f"<webhook of {len(body)} bytes>",  # no customer text in Flower or logs
+            )
         # A duplicate waits too: the first delivery may have been refused for want of a replica.
         confirm_replicated(
             self.publisher.redis, settings.redis_min_replicas, settings.redis_wait_timeout
@@ -185,6 +198,15 @@ def read_body(environ: dict, max_bytes: int) -> bytes:
     if len(body) < length:
         raise ClientDisconnected()
     return body
+
+
+def _utf8(body: bytes) -> str | None:
+    """The body as text when it is UTF-8, as Meta sends it (JSON may also come as UTF-16 or 32,
+    which only the task's own re-encoding carries)."""
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _too_deep() -> ApiError:

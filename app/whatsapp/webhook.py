@@ -580,6 +580,32 @@ def parse_webhook(payload: Any) -> WebhookEvent:
     return event
 
 
+def carries_only_statuses(payload: Any) -> bool:
+    """Whether a decoded webhook body is a delivery of statuses and nothing else: every change a
+    ``messages`` change with a ``statuses`` list and no ``messages``. Looks at the shape only; the
+    statuses themselves are read, and refused one by one, where they are applied."""
+    if not isinstance(payload, dict) or payload.get("object") != OBJECT_WHATSAPP:
+        return False
+    entries = payload.get("entry")
+    if not isinstance(entries, list) or not entries:
+        return False
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list) or not changes:
+            return False
+        for change in changes:
+            if not isinstance(change, dict) or change.get("field") != FIELD_MESSAGES:
+                return False
+            value = change.get("value")
+            if (
+                not isinstance(value, dict)
+                or "messages" in value
+                or not isinstance(value.get("statuses"), list)
+            ):
+                return False
+    return True
+
+
 def _parse_messages_value(value: dict[str, Any], event: WebhookEvent) -> None:
     metadata = _metadata(value)
     contacts = _contacts(value.get("contacts"))
@@ -681,7 +707,9 @@ def _timestamp(value: Any) -> int:
 
 def _reason(exc: Exception) -> str:
     """Why a part is unreadable, without any of its content."""
-    return str(exc) if isinstance(exc, UnreadablePartError) else f"unreadable ({type(exc).__name__})"
+    return (
+        str(exc) if isinstance(exc, UnreadablePartError) else f"unreadable ({type(exc).__name__})"
+    )
 
 
 def valid_unicode(value: Any) -> Any:

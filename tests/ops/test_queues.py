@@ -55,3 +55,19 @@ def test_every_send_lane_is_named_as_the_depth_counts_it():
     assert celeryconfig.SEND_QUEUES == {
         lane: f"{SEND_QUEUE_PREFIX}{lane}" for lane in celeryconfig.SEND_QUEUES
     }
+
+
+def test_the_inbound_depth_counts_the_status_webhooks_waiting_in_their_lane(redis_client):
+    from app import keys
+
+    redis_client.lpush("inbound", "{}")
+    redis_client.lpush(keys.STATUS_LANE, "{}", "{}", "{}")
+    assert queue_depths(redis_client, ["inbound", "context"]) == {"inbound": 4, "context": 0}
+
+
+@pytest.mark.unit
+def test_the_work_waiting_beside_a_queue_is_named_after_a_real_queue():
+    import celeryconfig
+    from app.ops.queues import WAITING_BESIDE
+
+    assert set(WAITING_BESIDE) <= {queue.name for queue in celeryconfig.task_queues}
