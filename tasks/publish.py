@@ -135,6 +135,16 @@ class TaskPublisher:
         """Queue the task, journaled until a worker finishes it, in one atomic step."""
         self._queue(task_name, args, queue, argsrepr)
 
+    def publish_unjournaled(
+        self, task_name: str, args: list[Any], *, queue: str, argsrepr: str
+    ) -> None:
+        """Queue the task without a journal entry: for a task whose work a store of its own
+        tracks until done (a send's message is indexed with when its task is due, and
+        ``outbound.recover_lost_sends`` queues it again if the broker loses it)."""
+        message, headers, properties, body = self.message(task_name, args, queue, argsrepr)
+        self.redis.lpush(queue, message)
+        self.published(task_name, queue, headers, properties, body)
+
     def _queue(
         self,
         task_name: str,
