@@ -90,9 +90,10 @@ def process_webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self.dead_letter(dl.MALFORMED, {"message": str(exc), "code": None}, payload)
 
 
-def handle(payload: dict[str, Any], owner: str) -> dict[str, Any]:
-    """Apply one webhook delivery, observed (metrics and log ids); ``owner`` keys its claims.
-    Raises :class:`WebhookFormatError` when the payload is not a webhook at all."""
+def handle(payload: dict[str, Any], owner: str, learnt: dict | None = None) -> dict[str, Any]:
+    """Apply one webhook delivery, observed (metrics and log ids); ``owner`` keys its claims, and
+    ``learnt`` is shared by the deliveries of one batch (see ``handle_webhook``). Raises
+    :class:`WebhookFormatError` when the payload is not a webhook at all."""
     settings = get_settings()
     # Receipts and downloads use the token of the number each message was sent to.
     fetch_media = MediaFetcher(
@@ -113,6 +114,7 @@ def handle(payload: dict[str, Any], owner: str) -> dict[str, Any]:
             opt_out=OptOutPolicy.from_settings(settings),
             enqueue_send=enqueue_send_message,
             observe_priced=metrics.observe_priced,
+            learnt=learnt,
         )
         observed.duplicates = result.duplicates
         observed.customers = result.customers
@@ -148,8 +150,9 @@ def apply_statuses(self) -> dict[str, int]:
     applied = 0
     deadline = time.monotonic() + celeryconfig.STATUS_BATCH_TIME_BUDGET
     while bodies := lane.take(task_id, celeryconfig.STATUS_BATCH_SIZE):
+        learnt: dict = {}  # a customer's statuses in one batch learn their ids once
         for body in bodies:
-            apply_status_webhook(body, task_id)
+            apply_status_webhook(body, task_id, learnt)
         lane.finish(task_id)
         applied += len(bodies)
         if time.monotonic() > deadline:
@@ -158,11 +161,11 @@ def apply_statuses(self) -> dict[str, int]:
     return {"webhooks": applied}
 
 
-def apply_status_webhook(body: str, task_id: str) -> None:
+def apply_status_webhook(body: str, task_id: str, learnt: dict | None = None) -> None:
     """Apply one webhook of the lane as ``inbound.process_webhook`` would; one that fails is
     dead-lettered whole, replayable through that task, and the batch goes on."""
     try:
-        handle(json.loads(body), task_id)
+        handle(json.loads(body), task_id, learnt)
         return
     except COMES_BACK:
         raise

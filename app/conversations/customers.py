@@ -205,10 +205,18 @@ class CustomerBook:
             ],
         )
 
-    def learn_event(self, event: WebhookEvent) -> dict[str, str]:
+    def learn_event(
+        self, event: WebhookEvent, learnt: dict[tuple[str, Identity], str | None] | None = None
+    ) -> dict[str, str]:
         """Learn every id one webhook delivery carries (identity changes first, then the senders
-        of messages, then the recipients of statuses); the customer key of each message, by id."""
+        of messages, then the recipients of statuses); the customer key of each message, by id.
+
+        An identity is learnt once per delivery, or once per ``learnt`` when deliveries applied
+        together share it (the status lane's batch: a message's sent, delivered and read name
+        the same customer); an identity change empties it, since it changes what ids mean."""
+        learnt = {} if learnt is None else learnt
         for change in event.identity_changes:
+            learnt.clear()
             self.learn(
                 change.phone_number_id,
                 Identity(change.wa_id, change.user_id, change.parent_user_id),
@@ -216,7 +224,6 @@ class CustomerBook:
                     change.previous_wa_id, change.previous_user_id, change.previous_parent_user_id
                 ),
             )
-        learnt: dict[tuple[str, Identity], str | None] = {}
 
         def once(phone_number_id: str, identity: Identity) -> str | None:
             if (phone_number_id, identity) not in learnt:

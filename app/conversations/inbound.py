@@ -126,13 +126,16 @@ def handle_webhook(
     opt_out: OptOutPolicy | None = None,
     enqueue_send: EnqueueSend | None = None,
     observe_priced: Callable[[PricedMessage], None] | None = None,
+    learnt: dict | None = None,
 ) -> InboundResult:
     """Apply every status and pass every new message of one webhook delivery on to be recorded.
 
     Template webhooks update the kept templates, ``user_preferences`` ones opt customers out of
     marketing or back in, and a message that is an opt-out keyword of ``opt_out`` opts its
     customer out and is confirmed once (sent with ``enqueue_send``) instead of answered.
-    ``observe_priced`` is told of each message Meta priced, counted once.
+    ``observe_priced`` is told of each message Meta priced, counted once. ``learnt`` is shared by
+    deliveries applied together, so each learns a customer's ids once (see
+    :meth:`CustomerBook.learn_event`).
 
     ``owner`` identifies the delivery being processed (the Celery task id, which a retry or a
     redelivery keeps), so that the same delivery can take up a message it had claimed before
@@ -154,7 +157,7 @@ def handle_webhook(
         webhook = part_webhook(part.kind, part.raw, part.metadata, part.contacts)
         dead_letter(part.kind, part.raw, dl.MALFORMED, webhook, {"message": part.reason})
     # Every id Meta sends goes into the contact book first, so each message finds its customer.
-    result.customers = CustomerBook(redis_client).learn_event(event)
+    result.customers = CustomerBook(redis_client).learn_event(event, learnt)
     store = MessageStore(redis_client)
     templates = TemplateStore(redis_client)
     for change in event.changes:

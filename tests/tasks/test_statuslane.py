@@ -224,3 +224,25 @@ def test_a_batch_that_killed_its_workers_is_dead_lettered_and_the_lane_goes_on(
     # The webhook behind it has a task again.
     run_queued_lane_task(redis_client)
     assert store.get("m1").status == DELIVERED
+
+
+def test_a_batch_learns_each_customer_once_and_every_status_still_finds_them(
+    client, redis_client, monkeypatch
+):
+    from app.conversations.customers import CustomerBook, kind_of
+
+    learnt = []
+    learn = CustomerBook.learn
+    monkeypatch.setattr(
+        CustomerBook, "learn", lambda self, *a, **k: learnt.append(a) or learn(self, *a, **k)
+    )
+    store = sent_messages(redis_client, 1)
+    for status in ("sent", "delivered", "read"):
+        post(client, status_webhook(("wamid.out0", status)))
+    run_queued_lane_task(redis_client)
+    assert store.get("m0").status == READ
+    assert len(learnt) == 1
+    number = TEST_CREDENTIALS["WHATSAPP_PHONE_NUMBER_ID"]
+    assert redis_client.exists(
+        CustomerBook(redis_client).id_key(number, kind_of(CUSTOMER), CUSTOMER)
+    )
