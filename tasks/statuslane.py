@@ -40,23 +40,25 @@ APPLY_STATUSES = "inbound.apply_statuses"
 NUDGE_TTL = int(celeryconfig.TASK_RECOVERY_GRACE)
 """Seconds a nudge mark lives: as long as the journal sweep may take to queue a lost task again."""
 
-# KEYS[1] lane, KEYS[2] nudge mark, KEYS[3] queue, KEYS[4] journal, KEYS[5] journal due times,
-# KEYS[6] (optional) the body's seen-mark. ARGV[1] task message, ARGV[2] task id, ARGV[3] now,
-# ARGV[4] nudge TTL, ARGV[5] body, ARGV[6] seen-mark TTL.
-# With a body: 0 already seen, else the body joins the lane. Then, if the lane holds anything and
-# no task is waiting for it, the task is queued and journaled: 2; otherwise 1.
+# KEYS[1] the body's seen-mark, KEYS[2] lane, KEYS[3] nudge mark. ARGV[1] mark TTL, ARGV[2] body.
+# 0 already seen; else the body joins the lane: 1 if a task is waiting for it, 2 if none is.
 _PUSH = """
-if #KEYS == 6 then
-  if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
-  redis.call('LPUSH', KEYS[1], ARGV[5])
-elseif redis.call('LLEN', KEYS[1]) == 0 then
-  return 1
-end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[4]) then return 1 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+return 2
+"""
+
+# KEYS[1] lane, KEYS[2] nudge mark, KEYS[3] queue, KEYS[4] journal, KEYS[5] journal due times.
+# ARGV[1] task message, ARGV[2] task id, ARGV[3] now, ARGV[4] nudge TTL. If the lane holds
+# anything and no task is waiting for it, the task is queued and journaled: 1; otherwise 0.
+_NUDGE = """
+if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[4]) then return 0 end
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
-return 2
+return 1
 """
 
 # KEYS[1] lane, KEYS[2] takers, KEYS[3] this task's taken list. ARGV[1] task id, ARGV[2] most
@@ -92,37 +94,45 @@ class StatusLane:
         self.redis = redis_client
         self.publisher = publisher
         self._push = redis_client.register_script(_PUSH)
+        self._nudge = redis_client.register_script(_NUDGE)
         self._take = redis_client.register_script(_TAKE)
         self._put_back = redis_client.register_script(_PUT_BACK)
 
-    def push(self, body: bytes, *, dedup_key: str, dedup_ttl: int) -> bool:
-        """Add a webhook body unless ``dedup_key`` is already marked; True if it was added."""
-        return self._nudge(body, (dedup_key, dedup_ttl)) != 0
+    def push(self, body: str, *, dedup_key: str, dedup_ttl: int) -> bool:
+        """Add a webhook body unless ``dedup_key`` is already marked; True if it was added.
+
+        The body and its mark are one atomic step; the task, when none is waiting, a second
+        one (built only then: most bodies arrive while one waits). A process that dies between
+        the two leaves the body in the lane with no task marked: the next body, or the sweep,
+        queues one."""
+        pushed = int(
+            self._push(
+                keys=[dedup_key, keys.STATUS_LANE, keys.STATUS_LANE_NUDGE], args=[dedup_ttl, body]
+            )
+        )
+        if pushed == 2:
+            self.nudge()
+        return pushed != 0
 
     def nudge(self) -> bool:
         """Queue a task for the lane if it holds bodies and none is waiting; True if queued."""
-        return self._nudge() == 2
-
-    def _nudge(self, body: bytes | None = None, mark: tuple[str, int] | None = None) -> int:
         queue = celeryconfig.QUEUE_INBOUND
         message, headers, properties, task_body = self.publisher.message(
             APPLY_STATUSES, [], queue, argsrepr="()"
         )
-        script_keys = [
-            keys.STATUS_LANE,
-            keys.STATUS_LANE_NUDGE,
-            queue,
-            keys.TASK_JOURNAL,
-            keys.TASK_JOURNAL_DUE,
-        ]
-        script_args = [message, headers["id"], time.time(), NUDGE_TTL]
-        if mark is not None:
-            script_keys.append(mark[0])
-            script_args += [body, mark[1]]
-        outcome = int(self._push(keys=script_keys, args=script_args))
-        if outcome == 2:
+        queued = self._nudge(
+            keys=[
+                keys.STATUS_LANE,
+                keys.STATUS_LANE_NUDGE,
+                queue,
+                keys.TASK_JOURNAL,
+                keys.TASK_JOURNAL_DUE,
+            ],
+            args=[message, headers["id"], time.time(), NUDGE_TTL],
+        )
+        if queued:
             self.publisher.published(APPLY_STATUSES, queue, headers, properties, task_body)
-        return outcome
+        return bool(queued)
 
     def open(self) -> None:
         """Called by a task before it takes anything: a body pushed from now on queues a task of
