@@ -165,12 +165,17 @@ def apply_status_webhook(body: str, task_id: str, learnt: dict | None = None) ->
     """Apply one webhook of the lane as ``inbound.process_webhook`` would; one that fails is
     dead-lettered whole, replayable through that task, and the batch goes on."""
     try:
-        handle(json.loads(body), task_id, learnt)
+        payload = json.loads(body)
+    except ValueError:
+        dead_letter_webhook(body, dl.MALFORMED, {"message": "not JSON", "code": None}, task_id)
+        return
+    try:
+        handle(payload, task_id, learnt)
         return
     except COMES_BACK:
         raise
-    except (ValueError, WebhookFormatError) as exc:
-        reason, error = dl.MALFORMED, {"message": str(exc)[:200], "code": None}
+    except WebhookFormatError as exc:
+        reason, error = dl.MALFORMED, {"message": str(exc), "code": None}
     except Exception as exc:  # noqa: BLE001 - this webhook is kept; the batch's others go on
         reason, error = dl.INTERNAL_ERROR, error_of(exc)
         log.error(

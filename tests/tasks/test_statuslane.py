@@ -246,3 +246,13 @@ def test_a_batch_learns_each_customer_once_and_every_status_still_finds_them(
     assert redis_client.exists(
         CustomerBook(redis_client).id_key(number, kind_of(CUSTOMER), CUSTOMER)
     )
+
+
+def test_a_body_that_is_not_json_is_dead_lettered_as_it_came(client, redis_client):
+    store = sent_messages(redis_client, 1)
+    status_lane().push("{not json", dedup_key="wa:test:seen", dedup_ttl=60)
+    post(client, status_webhook(("wamid.out0", "delivered")))
+    assert run_queued_lane_task(redis_client) == {"webhooks": 2}
+    assert store.get("m0").status == DELIVERED
+    (letter,) = DeadLetterStore(redis_client).list(direction="inbound")
+    assert (letter.reason, letter.payload) == (dl.MALFORMED, "{not json")
