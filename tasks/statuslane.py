@@ -158,10 +158,6 @@ class StatusLane:
         """The bodies ``task_id`` holds."""
         return self.redis.lrange(keys.STATUS_LANE_TAKEN.format(task_id=task_id), 0, -1)
 
-    def depth(self) -> int:
-        """Bodies waiting in the lane."""
-        return self.redis.llen(keys.STATUS_LANE)
-
     def recover(self, will_run: Callable[[str], bool]) -> int:
         """Put back on the lane the bodies of tasks for which ``will_run`` is False (finished or
         dropped without applying them), then queue a task if the lane waits without one; returns
