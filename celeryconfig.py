@@ -56,6 +56,8 @@ broker_transport_options: dict = {
 if broker_url.startswith("sentinel://"):
     # kombu's Sentinel transport asks these Sentinels for the master on every (re)connection, so
     # workers and beat follow a failover; the URL itself carries no password (see app.config).
+    # Ours follows the Sentinel with the newest view, as the gateway's own clients do.
+    broker_transport = "workers.broker:SentinelTransport"
     broker_transport_options["master_name"] = _settings.redis_sentinel_master
     broker_transport_options["sentinel_kwargs"] = {
         "password": _settings.redis_sentinel_password or None,

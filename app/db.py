@@ -4,16 +4,18 @@
 that watch a master (``sentinel://h1:26379;sentinel://h2:26379``, the form kombu's broker takes,
 with the master's name in ``REDIS_SENTINEL_MASTER``). A Sentinel client asks the Sentinels where
 the master is whenever it opens a connection, and drops its connections when the master moves or
-answers as a read-only replica: every caller follows a failover without a restart.
+answers as a read-only replica: every caller follows a failover without a restart. It follows the
+Sentinel whose view is the newest (see :class:`NewestSentinel`), as the broker does.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from app import keys
 from app.config import get_settings
@@ -24,6 +26,43 @@ SOCKET_TIMEOUT = 2.0
 
 SENTINEL_PORT = 26379
 """Sentinel's own port, for a ``sentinel://host`` that names none (as kombu assumes)."""
+
+
+class NewestSentinel(Sentinel):
+    """A Sentinel client that follows the master of the newest configuration the Sentinels hold.
+
+    redis-py connects to the master named by the first Sentinel that answers with one that looks
+    up. Just after a failover, a Sentinel that has not yet heard of it still names the old master;
+    once that master is restarted it looks up, and it stays an empty master for about ten seconds,
+    until the Sentinels make it a replica and it drops what it was given. A process that connected
+    then would write where nothing is kept, while the rest of the gateway works on the new master.
+    This client asks every Sentinel and follows the answer with the highest ``config-epoch``,
+    which each failover raises: one Sentinel that heard of the failover outweighs any that did not.
+    A Sentinel still carrying out a failover names the master being replaced, so it names none.
+    """
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        states: list[dict[str, Any]] = []
+        errors = []
+        for sentinel in self.sentinels:
+            try:
+                state = sentinel.sentinel_masters().get(service_name)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                errors.append(f"{sentinel} - {exc!r}")
+                continue
+            if state is not None:
+                states.append(state)
+        if states:
+            newest = max(int(state.get("config-epoch", 0)) for state in states)
+            for state in states:
+                if (
+                    int(state.get("config-epoch", 0)) == newest
+                    and "failover_in_progress" not in state["flags"].split(",")
+                    and self.check_master_state(state, service_name)
+                ):
+                    return state["ip"], state["port"]
+        detail = f": {', '.join(errors)}" if errors else ""
+        raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
 
 
 def is_sentinel_url(url: str) -> bool:
@@ -85,7 +124,7 @@ def _client(url: str, password: str) -> redis.Redis:
 
 @lru_cache(maxsize=8)
 def _master_client(url: str, master: str, password: str, sentinel_password: str) -> redis.Redis:
-    sentinels = Sentinel(
+    sentinels = NewestSentinel(
         sentinel_addresses(url),
         sentinel_kwargs={
             "password": sentinel_password or None,

@@ -7,19 +7,29 @@ only what a replica holds.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 import requests
+from celery import Celery
+from redis.sentinel import Sentinel
 
 from app import keys
 from app.config import ConfigError
-from app.db import confirm_replicated, get_redis
+from app.db import NewestSentinel, confirm_replicated, get_redis, sentinel_addresses
 from app.errors import ReplicationTimeout
 from drills.harness import API_KEY, template_to
+from tasks.publish import TaskPublisher
 from tests.stack import (
     TEST_CREDENTIALS,
+    RedisServer,
     SentinelGroup,
+    free_port,
     gateway_env,
     settings_of,
     signed_post,
@@ -139,3 +149,90 @@ def test_a_webhook_or_send_no_replica_confirms_is_answered_503_and_kept(group):
         assert master.llen("send.normal") == 1  # the send is queued, and sent once: not lost
     finally:
         web.stop()
+
+
+class SplitView:
+    """Two masters and a lone Sentinel watching each under one name: ``newest`` holds the
+    configuration of a failover (``config-epoch`` 1), ``stale`` never heard of it and still names
+    the old master, restarted empty, as for the seconds after a failover when a Sentinel lags."""
+
+    NAME = "wa-split"
+
+    def __init__(self):
+        self.master = RedisServer().start()
+        self.old_master = RedisServer().start()
+        self.dir = Path(tempfile.mkdtemp(prefix="wa-split-"))
+        self.stale_port, self.newest_port = free_port(), free_port()
+        self.sentinels = [
+            self._sentinel(self.stale_port, self.old_master.port, epoch=0),
+            self._sentinel(self.newest_port, self.master.port, epoch=1),
+        ]
+        for port in (self.stale_port, self.newest_port):
+            client = redis.Redis(port=port, decode_responses=True)
+            wait_for(lambda c=client: c.sentinel_masters().get(self.NAME), timeout=10)
+
+    def _sentinel(self, port: int, master_port: int, epoch: int) -> subprocess.Popen:
+        config = self.dir / f"sentinel-{port}.conf"
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor {self.NAME} 127.0.0.1 {master_port} 1\n"
+            f"sentinel config-epoch {self.NAME} {epoch}\n"
+        )
+        return subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @property
+    def url(self) -> str:  # the stale Sentinel first, as a client may well find it
+        return f"sentinel://127.0.0.1:{self.stale_port};sentinel://127.0.0.1:{self.newest_port}"
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.terminate()
+            proc.wait(timeout=10)
+        self.master.close()
+        self.old_master.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def split() -> Iterator[SplitView]:
+    view = SplitView()
+    try:
+        yield view
+    finally:
+        view.close()
+
+
+def test_the_client_follows_the_sentinel_that_heard_of_the_failover(split, monkeypatch):
+    addresses = sentinel_addresses(split.url)
+    # redis-py's own client takes the first Sentinel's word: the old master, about to be wiped.
+    assert Sentinel(addresses).discover_master(split.NAME)[1] == split.old_master.port
+    for order in (addresses, addresses[::-1]):
+        assert NewestSentinel(order).discover_master(split.NAME)[1] == split.master.port
+    monkeypatch.setenv("REDIS_URL", split.url)
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", split.NAME)
+    get_redis(split.url).set("written", "1")
+    assert split.master.client().get("written") == "1"
+    assert split.old_master.client().dbsize() == 0
+
+
+def test_a_worker_and_its_pool_find_the_master_the_failover_chose(split):
+    """The worker's consumer (kombu) and its pool processes (the gateway's client) both follow
+    the newest Sentinel: the task queued on the master runs, and nothing reaches the old one."""
+    env = gateway_env("", "http://127.0.0.1:9", REDIS_URL=split.url)
+    env["REDIS_SENTINEL_MASTER"] = split.NAME
+    worker = start_worker(env, queues="inbound", concurrency=1)
+    try:
+        publisher = TaskPublisher(
+            Celery(broker=split.master.url, set_as_current=False), split.master.client()
+        )
+        publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+        wait_for(lambda: "succeeded" in worker.output(), timeout=30)
+        # The run's journal entry, written by the pool process, is settled on the master.
+        assert not split.master.client().hlen(keys.TASK_JOURNAL)
+        assert split.old_master.client().dbsize() == 0
+    finally:
+        worker.stop()
