@@ -11,6 +11,7 @@ from kombu import Exchange, Queue
 
 from app.config import ConfigError, get_settings
 from app.db import broker_url as _broker_url
+from app.db import sentinel_options as _sentinel_options
 
 _settings = get_settings()
 
@@ -59,11 +60,9 @@ if broker_url.startswith("sentinel://"):
     # Ours follows the Sentinel with the newest view, as the gateway's own clients do.
     broker_transport = "workers.broker:SentinelTransport"
     broker_transport_options["master_name"] = _settings.redis_sentinel_master
-    broker_transport_options["sentinel_kwargs"] = {
-        "password": _settings.redis_sentinel_password or None,
-        "socket_timeout": 2,
-        "socket_connect_timeout": 2,
-    }
+    broker_transport_options["sentinel_kwargs"] = _sentinel_options(
+        _settings.redis_sentinel_password
+    )
 broker_connection_timeout = 2
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # workers wait for Redis to come back, however long

@@ -10,11 +10,14 @@ Sentinel whose view is the newest (see :class:`NewestSentinel`), as the broker d
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from app import keys
@@ -28,6 +31,14 @@ SENTINEL_PORT = 26379
 """Sentinel's own port, for a ``sentinel://host`` that names none (as kombu assumes)."""
 
 
+SILENT_SENTINEL_SKIP = 10.0
+"""Seconds a Sentinel that did not answer is left out of master discovery: a Sentinel host that is
+down then costs one new connection its timeout every ten seconds, not every new connection."""
+
+_silent_until: dict[tuple[str, int], float] = {}
+"""When each Sentinel that did not answer is asked again, by address (this process's)."""
+
+
 class NewestSentinel(Sentinel):
     """A Sentinel client that follows the master of the newest configuration the Sentinels hold.
 
@@ -39,17 +50,22 @@ class NewestSentinel(Sentinel):
     This client asks every Sentinel and follows the answer with the highest ``config-epoch``,
     which each failover raises: one Sentinel that heard of the failover outweighs any that did not.
     A Sentinel still carrying out a failover names the master being replaced, so it names none.
+    One that did not answer is skipped for ``SILENT_SENTINEL_SKIP`` seconds, unless all are.
     """
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
+        now = time.monotonic()
+        asked = [s for s in self.sentinels if _silent_until.get(_address(s), 0.0) <= now]
         states: list[dict[str, Any]] = []
         errors = []
-        for sentinel in self.sentinels:
+        for sentinel in asked or self.sentinels:
             try:
                 state = sentinel.sentinel_masters().get(service_name)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                _silent_until[_address(sentinel)] = time.monotonic() + SILENT_SENTINEL_SKIP
                 errors.append(f"{sentinel} - {exc!r}")
                 continue
+            _silent_until.pop(_address(sentinel), None)
             if state is not None:
                 states.append(state)
         if states:
@@ -63,6 +79,11 @@ class NewestSentinel(Sentinel):
                     return state["ip"], state["port"]
         detail = f": {', '.join(errors)}" if errors else ""
         raise MasterNotFoundError(f"No master found for {service_name!r}{detail}")
+
+
+def _address(sentinel: redis.Redis) -> tuple[str, int]:
+    kwargs = sentinel.connection_pool.connection_kwargs
+    return kwargs.get("host", ""), kwargs.get("port", SENTINEL_PORT)
 
 
 def is_sentinel_url(url: str) -> bool:
@@ -125,14 +146,21 @@ def _client(url: str, password: str) -> redis.Redis:
 @lru_cache(maxsize=8)
 def _master_client(url: str, master: str, password: str, sentinel_password: str) -> redis.Redis:
     sentinels = NewestSentinel(
-        sentinel_addresses(url),
-        sentinel_kwargs={
-            "password": sentinel_password or None,
-            "socket_timeout": SOCKET_TIMEOUT,
-            "socket_connect_timeout": SOCKET_TIMEOUT,
-        },
+        sentinel_addresses(url), sentinel_kwargs=sentinel_options(sentinel_password)
     )
     return sentinels.master_for(master, password=password or None, **_OPTIONS)
+
+
+def sentinel_options(password: str) -> dict[str, Any]:
+    """How the gateway's clients and the broker talk to a Sentinel: a short timeout and no
+    retries. There are several Sentinels; one that does not answer is passed over at once (with
+    redis-py's default retries, a Sentinel whose host hangs held each discovery for seconds)."""
+    return {
+        "password": password or None,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 def confirm_replicated(redis_client: redis.Redis, replicas: int, timeout: float) -> None:

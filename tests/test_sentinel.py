@@ -8,8 +8,11 @@ only what a replica holds.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +20,17 @@ import pytest
 import redis
 import requests
 from celery import Celery
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from app import keys
 from app.config import ConfigError
-from app.db import NewestSentinel, confirm_replicated, get_redis, sentinel_addresses
+from app.db import (
+    NewestSentinel,
+    confirm_replicated,
+    get_redis,
+    sentinel_addresses,
+    sentinel_options,
+)
 from app.errors import ReplicationTimeout
 from drills.harness import API_KEY, template_to
 from tasks.publish import TaskPublisher
@@ -217,6 +226,50 @@ def test_the_client_follows_the_sentinel_that_heard_of_the_failover(split, monke
     get_redis(split.url).set("written", "1")
     assert split.master.client().get("written") == "1"
     assert split.old_master.client().dbsize() == 0
+
+
+class SilentSentinel:
+    """A port that takes connections and never answers: a Sentinel whose host hangs."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = self.server.getsockname()
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.server.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_sentinel_that_does_not_answer_is_asked_again_only_after_a_while(split):
+    """Every Sentinel is asked, so one whose host is down would cost every new connection its
+    timeout; it is left out for a while instead, and asked all the same when it is the only one."""
+    silent = SilentSentinel()
+    timeouts = {**sentinel_options(""), "socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    try:
+        client = NewestSentinel(
+            [silent.address, *sentinel_addresses(split.url)], sentinel_kwargs=timeouts
+        )
+        assert client.discover_master(split.NAME)[1] == split.master.port
+        wait_for(lambda: len(silent.connections) == 1, timeout=5)  # asked once, not retried
+        assert client.discover_master(split.NAME)[1] == split.master.port
+        time.sleep(0.5)
+        assert len(silent.connections) == 1  # not asked this time
+        alone = NewestSentinel([silent.address], sentinel_kwargs=timeouts)
+        with pytest.raises(MasterNotFoundError):
+            alone.discover_master(split.NAME)
+        wait_for(lambda: len(silent.connections) == 2, timeout=5)  # the only one: asked
+    finally:
+        silent.close()
 
 
 def test_a_worker_and_its_pool_find_the_master_the_failover_chose(split):
