@@ -273,6 +273,7 @@ def memory_rows(r: dict) -> list[Row]:
 def inbound_rows(r: dict) -> list[Row]:
     status = r["statuses"]["net_cpu_ms_per_status_webhook"]
     text = r["customer_messages"]["net_cpu_ms_per_message"]
+    alone = r["in_process"]["cpu_ms_per_message"]
     return [
         Row(
             "inbound worker CPU per status webhook",
@@ -287,6 +288,14 @@ def inbound_rows(r: dict) -> list[Row]:
             f"{text['inbound_worker']} ms ({1000 / text['inbound_worker']:.0f}/s per core)",
             f"web {text['web']} ms, Redis {text['redis']} ms",
             "-",
+            "-",
+            None,
+        ),
+        Row(
+            "the same work without Celery (the task's function in process), per message",
+            f"{alone['handle']} ms, Redis {alone['redis']} ms",
+            f"inbound worker {text['inbound_worker']} ms",
+            _ratio(alone["handle"], text["inbound_worker"]),
             "-",
             None,
         ),

@@ -12,6 +12,11 @@ included) of each process per item, less what it uses idle (Celery's polling, me
    web app; the inbound worker records each turn, answers it (the rules responder) and queues
    the reply. No send worker runs in this phase, so the figure is the inbound side alone.
    Measured until the inbound and context queues are empty; per message.
+3. **the same work in this process**: ``--messages`` more such webhooks handed straight to the
+   inbound task's function (``tasks.inbound.handle``), against the same Redis and simulator, its
+   log lines formatted as the worker's (to /dev/null): CPU per message of this process and of
+   Redis without Celery (no broker round trips, no hand-off to a pool process, no task guard).
+   Against phase 2 it is what the task path around the work costs.
 
     python -m bench.inbound --messages 2000
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +134,41 @@ def customer_messages(
     }
 
 
+def in_process(env: dict[str, str], redis_pid: int, count: int, warm: int = 200) -> dict:
+    """Phase 3: CPU per customer message of ``tasks.inbound.handle`` called in this process."""
+    import importlib
+    import logging
+
+    from app.config import get_settings
+    from app.ops.logging import configure_logging
+
+    payloads = [
+        text_webhook(to, "Hola, ¿tienen envío a Medellín?") for to in recipients(6, count + warm)
+    ]
+    saved = dict(os.environ)
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        importlib.import_module("workers")  # the Celery app, configured from this environment
+        handle = importlib.import_module("tasks.inbound").handle
+        with open(os.devnull, "w") as devnull:
+            configure_logging("INFO")
+            for handler in logging.getLogger().handlers:
+                handler.setStream(devnull)
+            for i, payload in enumerate(payloads[:warm]):
+                handle(payload, f"warm-{i}")
+            meter = CpuMeter({"redis": redis_pid})
+            for i, payload in enumerate(payloads[warm:]):
+                handle(payload, f"in-process-{i}")
+            used = meter.per_item_ms(count)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+        logging.getLogger().handlers.clear()
+    return {"messages": count, "cpu_ms_per_message": {"handle": used["client"], **used}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -182,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             f"http://127.0.0.1:{web_port}", client, pids, idle, args.messages
         )
         print(json.dumps(report["customer_messages"]), flush=True)
+        report["in_process"] = in_process(env, redis_server.proc.pid, args.messages)
+        print(json.dumps(report["in_process"]), flush=True)
     finally:
         for proc in reversed(processes):
             proc.stop()
