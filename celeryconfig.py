@@ -172,9 +172,11 @@ task_routes = {
 # --enable_events (on by default) asks every worker for them every few seconds, and
 # `celery -A workers control enable_events` does once. Three publishes per task cost the inbound
 # worker about a quarter of its CPU in a reply's round trip (docs/BENCHMARKS.md). A worker keeps
-# sending them until it restarts or hears `disable_events`. No "sent" events: they cost a publish
-# on the publishing side, and queue depth is a metric.
+# sending them for TASK_EVENTS_LEASE seconds after it was last asked (workers/task_events.py), so a
+# Flower stopped leaves none behind. No "sent" events: they cost a publish on the publishing side,
+# and queue depth is a metric.
 worker_send_task_events = False
+TASK_EVENTS_LEASE = _settings.task_events_lease
 task_send_sent_event = False
 
 timezone = "UTC"

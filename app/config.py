@@ -272,6 +272,13 @@ class Settings(BaseSettings):
         "Tasks a worker child runs before it is replaced, bounding a slow leak.",
         ge=1,
     )
+    task_events_lease: float = _env(
+        "CELERY_TASK_EVENTS_LEASE",
+        60.0,
+        "Seconds a worker keeps sending task events after a monitor last asked for them.",
+        ge=1,
+        le=3600,
+    )
     task_max_redeliveries: int = _env(
         "TASK_MAX_REDELIVERIES",
         3,

@@ -20,3 +20,4 @@ app.set_default()
 
 import workers.observability  # noqa: E402,F401  (logs, metrics and heartbeats)
 import workers.process  # noqa: E402,F401  (connects the per-process signal handlers)
+import workers.task_events  # noqa: E402,F401  (task events on a lease)

@@ -136,3 +136,48 @@ def test_workers_send_task_events_once_flower_asks_for_them():
             proc.stop()
         events.close()
         redis_server.close()
+
+
+def test_a_worker_stops_sending_task_events_once_nobody_asks_for_them():
+    """Events asked for are lent for CELERY_TASK_EVENTS_LEASE seconds: renewed while a monitor
+    keeps asking (Flower does every few seconds), off again once it stops, so a Flower stopped
+    or killed leaves no worker paying for them."""
+    redis_server = RedisServer(appendonly=False).start()
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9", CELERY_TASK_EVENTS_LEASE="4")
+    publisher = TaskPublisher(
+        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
+    )
+    events = TaskEvents(redis_server.url)
+    worker = None
+    try:
+        time.sleep(1)  # the receiver binds its queue before the worker sends anything
+        worker = start_worker(env, queues="inbound", concurrency=1)
+
+        def ask() -> None:  # what Flower sends every few seconds
+            assert events.app.control.enable_events(reply=True, timeout=2)
+
+        def run_task(count: int) -> None:
+            publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+            wait_for(lambda: worker.output().count("succeeded in") == count)
+
+        def reported() -> int:
+            return sum(1 for e in events.events if e["type"] == "task-succeeded")
+
+        ask()
+        run_task(1)
+        wait_for(lambda: reported() == 1)
+        for _ in range(4):  # 6 s in all, past one lease: each request renews it
+            time.sleep(1.5)
+            ask()
+        run_task(2)
+        wait_for(lambda: reported() == 2)
+        assert "task events off" not in worker.output()
+        wait_for(lambda: "task events off" in worker.output(), timeout=20)
+        run_task(3)
+        time.sleep(2)
+        assert reported() == 2
+    finally:
+        if worker is not None:
+            worker.stop()
+        events.close()
+        redis_server.close()
