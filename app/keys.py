@@ -161,9 +161,9 @@ TTL: the task's hard time limit (``celeryconfig.task_time_limit``), passed in by
 it the holder is dead for certain."""
 
 IDEMPOTENCY = PREFIX + ":idempotency:{key_digest}"
-"""A client's ``Idempotency-Key`` (by SHA-256) to the body digest and the message ids it created."""
-IDEMPOTENCY_TTL = MESSAGE_TTL
-"""As long as the messages themselves: a repeat returns the same id for as long as it can be read."""
+"""A client's ``Idempotency-Key`` (by SHA-256) to the body digest and the message ids it created.
+TTL: as long as the messages themselves (``MESSAGE_RETENTION_DAYS``), so a repeat returns the
+same ids for as long as they can be read (``IdempotencyStore``)."""
 IDEMPOTENCY_PENDING_TTL = 60
 """A key claimed by a request still enqueueing; if that request dies, the client may retry after this."""
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.config import get_settings
 from app.errors import DeliveryError
 
 MAX_KEY_LENGTH = 255
@@ -49,10 +50,16 @@ def body_digest(body: Any) -> str:
 
 
 class IdempotencyStore:
-    """Idempotency keys, by the SHA-256 of the key (so any characters are safe in Redis)."""
+    """Idempotency keys, by the SHA-256 of the key (so any characters are safe in Redis).
 
-    def __init__(self, redis_client: redis.Redis):
+    A finished request's key lives as long as the messages it created (``retention`` seconds,
+    by default ``MESSAGE_RETENTION_DAYS``): a repeat gets their ids while they can be read."""
+
+    def __init__(self, redis_client: redis.Redis, *, retention: int | None = None):
         self.redis = redis_client
+        self.retention = (
+            get_settings().message_retention_days * keys.DAY if retention is None else retention
+        )
 
     @staticmethod
     def key(idempotency_key: str) -> str:
@@ -89,7 +96,7 @@ class IdempotencyStore:
     def complete(self, idempotency_key: str, digest: str, ids: list[str]) -> None:
         """Mark the key's request finished, for as long as its messages can be read."""
         value = json.dumps({"digest": digest, "ids": ids, "state": DONE})
-        self.redis.set(self.key(idempotency_key), value, ex=keys.IDEMPOTENCY_TTL)
+        self.redis.set(self.key(idempotency_key), value, ex=self.retention)
 
     def release(self, idempotency_key: str) -> None:
         """Give up a claim whose request failed, so the client's retry starts afresh."""

@@ -53,3 +53,12 @@ def test_a_pending_claim_expires_if_its_request_died(store, redis_client):
 def test_keys_with_any_characters_are_stored_by_digest(store, redis_client):
     store.claim("ключ with spaces:and/colons", "d", ["m"])
     assert all(":and/colons" not in k for k in redis_client.keys("*"))
+
+
+def test_a_finished_key_lives_as_long_as_the_messages_it_created(redis_client, monkeypatch):
+    store = IdempotencyStore(redis_client, retention=3 * keys.DAY)
+    store.claim("order-1", "d1", ["m1"])
+    store.complete("order-1", "d1", ["m1"])
+    assert 3 * keys.DAY - 60 < redis_client.ttl(store.key("order-1")) <= 3 * keys.DAY
+    monkeypatch.setenv("MESSAGE_RETENTION_DAYS", "7")
+    assert IdempotencyStore(redis_client).retention == 7 * keys.DAY
