@@ -7,8 +7,12 @@ runs ``inbound.process_webhook`` through ``apply`` with the rules responder:
 1. **customer messages**: ``--messages`` text webhooks, one per new customer; each records the
    turn, answers it and records the reply (the send is queued on the broker, not run).
 2. **statuses**: each reply is sent (``outbound.send_message`` through ``apply``, not measured),
-   the simulator's ``sent``, ``delivered`` and ``read`` webhooks are collected, then each is run
-   through ``process_webhook``.
+   the simulator's ``sent``, ``delivered`` and ``read`` webhooks are collected; those of the first
+   half of the customers are each run through ``process_webhook``, as a webhook that carries a
+   message with them is.
+3. **statuses in their lane**: those of the other half are pushed into the status lane, as the
+   receiver pushes a status-only webhook, and ``inbound.apply_statuses`` (through ``apply``)
+   applies them, a hundred to a batch: totals over the lane, per webhook.
 
 Per webhook: the round trips (one write to a Redis socket, a pipeline or a transaction counting
 once), the commands in them, and this thread's CPU time. ``--show`` lists the round trips of the
@@ -113,6 +117,37 @@ def status_of(payload: dict) -> str:
     return payload["entry"][0]["changes"][0]["value"]["statuses"][0]["status"]
 
 
+def recipient_of(payload: dict) -> str:
+    return payload["entry"][0]["changes"][0]["value"]["statuses"][0]["recipient_id"]
+
+
+def through_lane(trips: RoundTrips, payloads: list[dict]) -> dict[str, float]:
+    """CPU, round trips and commands per webhook of ``payloads`` applied through the lane."""
+    from app import keys
+    from tasks.inbound import apply_statuses
+    from tasks.statuslane import status_lane
+
+    lane = status_lane()
+    for n, payload in enumerate(payloads):
+        lane.push(json.dumps(payload), dedup_key=f"bench:lane:{n}", dedup_ttl=600)
+    trips.trips = []
+    trips.on = True
+    start = time.thread_time()
+    while lane.redis.llen(keys.STATUS_LANE):
+        result = apply_statuses.apply()
+        if result.failed():
+            raise RuntimeError(result.traceback)
+    cpu = (time.thread_time() - start) * 1000
+    trips.on = False
+    count = len(payloads)
+    return {
+        "webhooks": count,
+        "cpu_ms_mean": round(cpu / count, 3),
+        "round_trips_mean": round(len(trips.trips) / count, 2),
+        "commands_mean": round(sum(map(len, trips.trips)) / count, 2),
+    }
+
+
 def summary(cpu: list[float], counts: list[int], commands: list[int]) -> dict[str, float]:
     return {
         "cpu_ms_median": round(statistics.median(cpu), 3),
@@ -171,11 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         warm = statuses[: 3 * args.warmup]
         measure(trips, process, warm)
         trips.learn_scripts()
-        measured = statuses[3 * args.warmup :]
+        lane_customers = set(customers[args.warmup + args.messages // 2 :])
+        measured = [p for p in statuses[3 * args.warmup :] if recipient_of(p) not in lane_customers]
         s_cpu, s_trips, s_cmds, all_trips = measure(trips, process, measured)
+        in_lane = [p for p in statuses if recipient_of(p) in lane_customers]
         report = {
             "customer_message": summary(m_cpu, m_trips, m_cmds),
             "status": summary(s_cpu, s_trips, s_cmds),
+            "status_in_lane": through_lane(trips, in_lane),
         }
         if args.show:
             shown = [("customer message", m_all[-1])]
