@@ -33,6 +33,7 @@ from app.conversations.responders.service import ReplyService, add_response_obse
 from app.db import get_redis
 from app.delivery import dead_letters as dl
 from app.delivery.dead_letters import DeadLetterStore
+from app.events import subscriptions
 from app.ops import metrics
 from app.ops.observe import observe_webhook
 from app.whatsapp.webhook import WebhookFormatError
@@ -151,8 +152,9 @@ def apply_statuses(self) -> dict[str, int]:
     deadline = time.monotonic() + celeryconfig.STATUS_BATCH_TIME_BUDGET
     while bodies := lane.take(task_id, celeryconfig.STATUS_BATCH_SIZE):
         learnt: dict = {}  # a customer's statuses in one batch learn their ids once
-        for body in bodies:
-            apply_status_webhook(body, task_id, learnt)
+        with subscriptions.read_once():  # and the batch's events read the subscriptions once
+            for body in bodies:
+                apply_status_webhook(body, task_id, learnt)
         lane.finish(task_id)
         applied += len(bodies)
         if time.monotonic() > deadline:

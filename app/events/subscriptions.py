@@ -16,7 +16,9 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,8 +169,13 @@ class SubscriptionStore:
         return _subscription(json.loads(raw)) if raw else None
 
     def list(self) -> list[Subscription]:
-        """Every subscription, oldest first."""
-        return self.listed(self.redis.hvals(keys.EVENT_SUBSCRIPTIONS))
+        """Every subscription, oldest first (read once per :func:`read_once` block)."""
+        held = _read_once.get()
+        if held is None:
+            return self.listed(self.redis.hvals(keys.EVENT_SUBSCRIPTIONS))
+        if held.raw is None:
+            held.raw = self.redis.hvals(keys.EVENT_SUBSCRIPTIONS)
+        return self.listed(held.raw)
 
     def matching(self, event_type: str) -> list[Subscription]:
         """The subscriptions that want ``event_type``: one round trip, empty when there are none."""
@@ -227,6 +234,27 @@ class SubscriptionStore:
             raise EventError(
                 f"no key in GATEWAY_ENCRYPTION_KEYS decrypts the secret of {subscription_id}"
             ) from None
+
+
+@dataclass
+class _Read:
+    raw: list[str] | None = None
+
+
+_read_once: ContextVar[_Read | None] = ContextVar("wa_subscriptions_read_once", default=None)
+
+
+@contextmanager
+def read_once() -> Iterator[None]:
+    """Read the subscriptions at most once in this block, at the first event that needs them: for
+    work applied together (a batch of status webhooks), which then costs one read instead of one
+    per event. A subscription created or deleted during the block is seen from the next one on,
+    as it would be a moment later."""
+    token = _read_once.set(_Read())
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
 
 
 def _subscription(entry: dict) -> Subscription:

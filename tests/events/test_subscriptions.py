@@ -12,6 +12,7 @@ from app.events.subscriptions import (
     SubscriptionStore,
     check_types,
     check_url,
+    read_once,
 )
 
 pytestmark = pytest.mark.any_redis
@@ -116,3 +117,17 @@ def test_rotation_reencrypts_every_secret_under_the_newest_key(redis_client):
     )
     assert SubscriptionStore(redis_client, load_cipher(f"{new},{old}")).rotate() == 1
     assert SubscriptionStore(redis_client, load_cipher(new)).secret(subscription.id) == secret
+
+
+def test_work_applied_together_reads_the_subscriptions_once(redis_client):
+    """A batch of status webhooks announces its events from one read: a subscription made during
+    the batch is seen from the next one on, as it would be a moment later."""
+    store = SubscriptionStore(redis_client, load_cipher(generate_key()))
+    first, _ = store.create("https://hooks.example.com/a", ["message.status"])
+    with read_once():
+        assert store.matching("message.status") == [first]
+        second, _ = store.create("https://hooks.example.com/b", ["message.status"])
+        assert store.matching("message.status") == [first]
+        with read_once():  # a block of its own reads afresh
+            assert store.matching("message.status") == [first, second]
+    assert store.matching("message.status") == [first, second]
