@@ -344,9 +344,10 @@ def start_worker(
     pool: str = "prefork",
     cwd: Path | None = None,
     netns: str | None = None,
+    task_events: bool = False,
 ) -> Process:
-    """A Celery worker consuming ``queues`` (run in ``cwd``, default the project's root);
-    returns once it is ready."""
+    """A Celery worker consuming ``queues`` (run in ``cwd``, default the project's root), sending
+    task events from the start if ``task_events`` (``-E``); returns once it is ready."""
     port_name = f"{name}-{free_port()}"
     proc = Process(
         name,
@@ -367,6 +368,7 @@ def start_worker(
             "INFO",
             "--without-mingle",
             "--without-gossip",
+            *(["--task-events"] if task_events else []),
         ],
         env,
         cwd,

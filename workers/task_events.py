@@ -29,7 +29,8 @@ def enable_events(state: Any) -> dict:
     """Celery's ``enable_events``, which renews this worker's lease on task events."""
     dispatcher = state.consumer.event_dispatcher
     if _lease["kept"] is None:  # the first request: were they on before anyone asked?
-        _lease["kept"] = "task" in dispatcher.groups
+        # No groups at all means every group is sent (-E); else task events are a group.
+        _lease["kept"] = not dispatcher.groups or "task" in dispatcher.groups
     reply = control.enable_events(state)
     if not _lease["kept"]:
         if _lease["expiry"] is not None:

@@ -181,3 +181,27 @@ def test_a_worker_stops_sending_task_events_once_nobody_asks_for_them():
             worker.stop()
         events.close()
         redis_server.close()
+
+
+def test_a_worker_started_with_task_events_keeps_them():
+    """``-E`` asks for them for good: a monitor that comes and goes does not end them."""
+    redis_server = RedisServer(appendonly=False).start()
+    env = gateway_env(redis_server.url, "http://127.0.0.1:9", CELERY_TASK_EVENTS_LEASE="2")
+    publisher = TaskPublisher(
+        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
+    )
+    events = TaskEvents(redis_server.url)
+    worker = None
+    try:
+        time.sleep(1)  # the receiver binds its queue before the worker sends anything
+        worker = start_worker(env, queues="inbound", concurrency=1, task_events=True)
+        assert events.app.control.enable_events(reply=True, timeout=2)
+        time.sleep(4)  # two leases
+        publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+        wait_for(lambda: any(e["type"] == "task-succeeded" for e in events.events))
+        assert "task events off" not in worker.output()
+    finally:
+        if worker is not None:
+            worker.stop()
+        events.close()
+        redis_server.close()
