@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -90,118 +91,113 @@ def test_the_command_exits_with_a_message_and_starts_with_credentials():
         redis_server.close()
 
 
-def test_workers_send_task_events_once_flower_asks_for_them():
+class Watched:
+    """A Redis of its own, a task publisher on it, the task events sent there as Flower receives
+    them, and the processes a test starts on it."""
+
+    def __init__(self):
+        self.redis_server = RedisServer(appendonly=False).start()
+        self.publisher = TaskPublisher(
+            Celery(broker=self.redis_server.url, set_as_current=False), self.redis_server.client()
+        )
+        self.events = TaskEvents(self.redis_server.url)
+        self.processes: list[Process] = []
+        time.sleep(1)  # the receiver binds its queue before any worker sends anything
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return gateway_env(self.redis_server.url, "http://127.0.0.1:9", **extra)
+
+    def worker(self, env: dict[str, str], task_events: bool = False) -> Process:
+        worker = start_worker(env, queues="inbound", concurrency=1, task_events=task_events)
+        self.processes.append(worker)
+        return worker
+
+    def run_task(self) -> None:
+        self.publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+
+    def reported(self) -> int:
+        """Task-succeeded events received so far."""
+        return sum(1 for e in self.events.events if e["type"] == "task-succeeded")
+
+    def close(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.events.close()
+        self.redis_server.close()
+
+
+@pytest.fixture
+def watched() -> Iterator[Watched]:
+    stack = Watched()
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def test_workers_send_task_events_once_flower_asks_for_them(watched):
     """Task events are off by default (they cost every task three publishes); Flower, as the
     Procfile runs it, turns them on and then shows the tasks the workers run."""
-    redis_server = RedisServer(appendonly=False).start()
-    env = gateway_env(redis_server.url, "http://127.0.0.1:9", FLOWER_BASIC_AUTH=CREDENTIALS)
-    publisher = TaskPublisher(
-        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
-    )
-    events = TaskEvents(redis_server.url)
-    processes = []
-    try:
-        time.sleep(1)  # the receiver binds its queue before the worker sends anything
-        worker = start_worker(env, queues="inbound", concurrency=1)
-        processes.append(worker)
+    worker = watched.worker(watched.env(FLOWER_BASIC_AUTH=CREDENTIALS))
+    watched.run_task()
+    wait_for(lambda: worker.output().count("succeeded") == 1)
+    time.sleep(1)
+    assert not [e for e in watched.events.events if e["type"].startswith("task-")]
 
-        def run_task() -> None:
-            publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
+    port = free_port()
+    env = watched.env(FLOWER_BASIC_AUTH=CREDENTIALS)
+    flower = Process("flower", [str(BIN / "wa-gateway"), "flower", "--port", str(port)], env)
+    watched.processes.append(flower)
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()}
+    wait_for(lambda: requests.get(f"{url}/healthcheck", timeout=2).ok, timeout=60)
 
-        run_task()
-        wait_for(lambda: worker.output().count("succeeded") == 1)
-        time.sleep(1)
-        assert not [e for e in events.events if e["type"].startswith("task-")]
+    def flower_shows_a_task() -> bool:
+        watched.run_task()
+        tasks = requests.get(f"{url}/api/tasks", headers=auth, timeout=5).json()
+        return any(
+            t["name"] == "inbound.recover_lost_tasks" and t["state"] == "SUCCESS"
+            for t in tasks.values()
+        )
 
-        port = free_port()
-        flower = Process("flower", [str(BIN / "wa-gateway"), "flower", "--port", str(port)], env)
-        processes.append(flower)
-        url = f"http://127.0.0.1:{port}"
-        auth = {"Authorization": "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()}
-        wait_for(lambda: requests.get(f"{url}/healthcheck", timeout=2).ok, timeout=60)
-
-        def flower_shows_a_task() -> bool:
-            run_task()
-            tasks = requests.get(f"{url}/api/tasks", headers=auth, timeout=5).json()
-            return any(
-                t["name"] == "inbound.recover_lost_tasks" and t["state"] == "SUCCESS"
-                for t in tasks.values()
-            )
-
-        wait_for(flower_shows_a_task, timeout=30, interval=1)
-        # Flower and this receiver each read the event stream at their own pace.
-        wait_for(lambda: any(e["type"] == "task-succeeded" for e in events.events), timeout=20)
-    finally:
-        for proc in reversed(processes):
-            proc.stop()
-        events.close()
-        redis_server.close()
+    wait_for(flower_shows_a_task, timeout=30, interval=1)
+    # Flower and this receiver each read the event stream at their own pace.
+    wait_for(lambda: watched.reported() >= 1, timeout=20)
 
 
-def test_a_worker_stops_sending_task_events_once_nobody_asks_for_them():
+def test_a_worker_stops_sending_task_events_once_nobody_asks_for_them(watched):
     """Events asked for are lent for CELERY_TASK_EVENTS_LEASE seconds: renewed while a monitor
     keeps asking (Flower does every few seconds), off again once it stops, so a Flower stopped
     or killed leaves no worker paying for them."""
-    redis_server = RedisServer(appendonly=False).start()
-    env = gateway_env(redis_server.url, "http://127.0.0.1:9", CELERY_TASK_EVENTS_LEASE="4")
-    publisher = TaskPublisher(
-        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
-    )
-    events = TaskEvents(redis_server.url)
-    worker = None
-    try:
-        time.sleep(1)  # the receiver binds its queue before the worker sends anything
-        worker = start_worker(env, queues="inbound", concurrency=1)
+    worker = watched.worker(watched.env(CELERY_TASK_EVENTS_LEASE="4"))
 
-        def ask() -> None:  # what Flower sends every few seconds
-            assert events.app.control.enable_events(reply=True, timeout=2)
+    def ask() -> None:  # what Flower sends every few seconds
+        assert watched.events.app.control.enable_events(reply=True, timeout=2)
 
-        def run_task(count: int) -> None:
-            publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
-            wait_for(lambda: worker.output().count("succeeded in") == count)
+    def run_task(count: int) -> None:
+        watched.run_task()
+        wait_for(lambda: worker.output().count("succeeded in") == count)
 
-        def reported() -> int:
-            return sum(1 for e in events.events if e["type"] == "task-succeeded")
-
+    ask()
+    run_task(1)
+    wait_for(lambda: watched.reported() == 1)
+    for _ in range(4):  # 6 s in all, past one lease: each request renews it
+        time.sleep(1.5)
         ask()
-        run_task(1)
-        wait_for(lambda: reported() == 1)
-        for _ in range(4):  # 6 s in all, past one lease: each request renews it
-            time.sleep(1.5)
-            ask()
-        run_task(2)
-        wait_for(lambda: reported() == 2)
-        assert "task events off" not in worker.output()
-        wait_for(lambda: "task events off" in worker.output(), timeout=20)
-        run_task(3)
-        time.sleep(2)
-        assert reported() == 2
-    finally:
-        if worker is not None:
-            worker.stop()
-        events.close()
-        redis_server.close()
+    run_task(2)
+    wait_for(lambda: watched.reported() == 2)
+    assert "task events off" not in worker.output()
+    wait_for(lambda: "task events off" in worker.output(), timeout=20)
+    run_task(3)
+    time.sleep(2)
+    assert watched.reported() == 2
 
 
-def test_a_worker_started_with_task_events_keeps_them():
+def test_a_worker_started_with_task_events_keeps_them(watched):
     """``-E`` asks for them for good: a monitor that comes and goes does not end them."""
-    redis_server = RedisServer(appendonly=False).start()
-    env = gateway_env(redis_server.url, "http://127.0.0.1:9", CELERY_TASK_EVENTS_LEASE="2")
-    publisher = TaskPublisher(
-        Celery(broker=redis_server.url, set_as_current=False), redis_server.client()
-    )
-    events = TaskEvents(redis_server.url)
-    worker = None
-    try:
-        time.sleep(1)  # the receiver binds its queue before the worker sends anything
-        worker = start_worker(env, queues="inbound", concurrency=1, task_events=True)
-        assert events.app.control.enable_events(reply=True, timeout=2)
-        time.sleep(4)  # two leases
-        publisher.publish("inbound.recover_lost_tasks", [], queue="inbound", argsrepr="()")
-        wait_for(lambda: any(e["type"] == "task-succeeded" for e in events.events))
-        assert "task events off" not in worker.output()
-    finally:
-        if worker is not None:
-            worker.stop()
-        events.close()
-        redis_server.close()
+    worker = watched.worker(watched.env(CELERY_TASK_EVENTS_LEASE="2"), task_events=True)
+    assert watched.events.app.control.enable_events(reply=True, timeout=2)
+    time.sleep(4)  # two leases
+    watched.run_task()
+    wait_for(lambda: watched.reported() >= 1)
+    assert "task events off" not in worker.output()
